@@ -1,0 +1,68 @@
+// The ragged paged attention entry point (DESIGN §1-§3).
+//
+//   q            [num_tokens, num_kv_heads, heads_per_kv, head_dim]   f32 | bf16 | f16
+//   k_cache      [num_pages, page_size, num_kv_heads, head_dim]       same dtype as q
+//   v_cache      [num_pages, page_size, num_kv_heads, head_dim]       same dtype as k_cache
+//   block_table  [batch_capacity, max_pages_per_seq]                  i32
+//   seq_lens     [batch_capacity]                                     i32
+//   query_start_len [batch_capacity + 1]                              i32
+//   sinks        [num_kv_heads * heads_per_kv] (optional)             f32
+//   out          like q; dtype of q or f32
+//   lse          [num_tokens, num_kv_heads, heads_per_kv] (optional)  f32
+//
+// The last dimension of q, k_cache, v_cache and out must be contiguous; the
+// outer dimensions may have any positive strides.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "rpa/status.h"
+#include "rpa/tensor.h"
+
+namespace rpa {
+
+struct AttentionInputs {
+  TensorView q;
+  TensorView k_cache;
+  TensorView v_cache;
+  TensorView block_table;
+  TensorView seq_lens;
+  TensorView query_start_len;
+  TensorView sinks;  // optional
+};
+
+struct AttentionOutputs {
+  TensorView out;
+  TensorView lse;  // optional
+};
+
+struct AttentionOptions {
+  float scale = 0.0f;           // 0 = default 1/sqrt(head_dim); otherwise must be finite
+  int32_t sliding_window = 0;   // W > 0: each query sees its W most recent keys; 0 = off
+  float logit_soft_cap = 0.0f;  // c > 0: logit x becomes c * tanh(x / c); 0 = off
+};
+
+enum class Backend : int32_t {
+  kAuto = 0,        // the fastest backend built in
+  kReference = 1,   // plain loops in double: the oracle
+  kSingleLoop = 2,  // the plan executed as one flat loop (the Neuron-shaped proof)
+  kCpu = 3,         // Highway SIMD, multithreaded
+  kCuda = 4,        // NVIDIA GPUs, when built
+};
+
+std::string_view backend_name(Backend b);
+bool parse_backend(std::string_view name, Backend* out);
+
+struct RunConfig {
+  Backend backend = Backend::kAuto;
+  int threads = 0;        // 0 = all available
+  bool validate = true;   // false skips the O(batch + live pages) contract checks
+};
+
+// Computes `out` (and `lse` when present). On any error returns a Status whose
+// message names the offending tensor, index and value, and writes nothing.
+Status attention(const AttentionInputs& inputs, const AttentionOptions& options,
+                 const AttentionOutputs& outputs, const RunConfig& config = {});
+
+}  // namespace rpa

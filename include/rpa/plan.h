@@ -1,0 +1,98 @@
+// The plan: a ragged batch as one flat list of work items (DESIGN §4).
+//
+// An item is one (slot, kv_head, Q tile, K/V chunk). Items that share one
+// online-softmax state form a chain: the first item of a chain starts the tile
+// (reset the state), the last ends it (flush). Chains are contiguous in the item
+// list, so the whole plan runs as ONE loop over items with loop-carried state.
+// A long visible K/V range is cut into splits at absolute key positions that are
+// multiples of `split_tokens` (never depending on the rest of the batch); each
+// split is its own chain whose flush goes to a partial slot, and a merge group
+// combines a tile's partials in split order afterwards.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "rpa/attention.h"
+
+namespace rpa {
+
+struct PlanConfig {
+  int32_t q_tile_rows = 0;      // query rows per prefill tile; 0 = heuristic
+  int32_t kv_chunk_tokens = 0;  // keys per item; 0 = heuristic (a multiple of page_size)
+  int32_t split_tokens = 0;     // keys per split chain; 0 = heuristic (a multiple of kv_chunk_tokens)
+};
+
+enum ItemFlags : uint8_t {
+  kStartsTile = 1,  // reset the online-softmax state before this item
+  kEndsTile = 2,    // flush the state after this item (to out, or to `partial`)
+};
+
+struct WorkItem {
+  int32_t slot = 0;
+  int32_t kv_head = 0;
+  int32_t q_row = 0;     // first token row of the tile in q / out
+  int32_t q_rows = 0;    // rows in the tile (1 for decode); each carries heads_per_kv heads
+  int32_t q_pos = 0;     // absolute position of the tile's first row (context_len + offset)
+  int32_t seq_len = 0;   // keys of the slot: no row sees past it
+  int32_t kv_begin = 0;  // this item streams keys [kv_begin, kv_end)
+  int32_t kv_end = 0;
+  int32_t page_index = 0;  // index into Plan::pages of the page holding kv_begin
+  int32_t partial = -1;    // on the chain's last item: -1 = flush to out, else partial slot
+  int32_t split = 0;       // index of the chain within its tile
+  uint8_t flags = 0;
+
+  bool starts_tile() const { return (flags & kStartsTile) != 0; }
+  bool ends_tile() const { return (flags & kEndsTile) != 0; }
+};
+
+// A tile whose K/V range was split: its `count` partial slots, in split order,
+// are merged and written to out rows [q_row, q_row + q_rows) of kv_head.
+struct MergeGroup {
+  int32_t slot = 0;
+  int32_t kv_head = 0;
+  int32_t q_row = 0;
+  int32_t q_rows = 0;
+  int32_t first_partial = 0;
+  int32_t count = 0;
+};
+
+struct PlanStats {
+  int64_t batch_capacity = 0;
+  int64_t live_slots = 0;
+  int64_t decode_rows = 0;   // live query rows of slots with q_len == 1
+  int64_t prefill_rows = 0;  // live query rows of slots with q_len > 1
+  int64_t items = 0;
+  int64_t decode_items = 0;
+  int64_t prefill_items = 0;
+  int64_t chains = 0;
+  int64_t partials = 0;
+  int64_t live_pages = 0;           // Σ over live slots of their live logical pages
+  int64_t visible_kv_tokens = 0;    // Σ over live query rows of the keys the row sees
+  int64_t streamed_kv_tokens = 0;   // Σ over items of q_rows × (kv_end - kv_begin)
+  int64_t capacity_kv_tokens = 0;   // num_tokens × max_pages_per_seq × page_size
+  double useful_ratio = 0.0;        // visible / capacity
+};
+
+struct Plan {
+  int64_t num_kv_heads = 0;
+  int64_t heads_per_kv = 0;
+  int64_t head_dim = 0;
+  int64_t page_size = 0;
+  int32_t sliding_window = 0;
+  PlanConfig config;  // the resolved sizes, never 0
+
+  std::vector<WorkItem> decode_items;   // q_rows == 1
+  std::vector<WorkItem> prefill_items;  // q_rows >= 1 tiles of slots with q_len > 1
+  std::vector<int32_t> pages;           // physical pages, in the order items read them
+  std::vector<MergeGroup> merges;
+  int32_t num_partials = 0;  // each partial holds q_rows × heads_per_kv × (head_dim + 2) floats
+  int32_t max_tile_rows = 0;
+  PlanStats stats;
+};
+
+// Plans a validated call. Cost O(batch_capacity + items).
+Status make_plan(const AttentionInputs& inputs, const AttentionOptions& options, Plan* plan,
+                 const PlanConfig& config = {});
+
+}  // namespace rpa

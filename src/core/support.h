@@ -1,0 +1,24 @@
+// The one table of supported sizes and dtypes. It drives kernel instantiation
+// and the text of the "unsupported" errors, so the two cannot disagree.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "rpa/dtype.h"
+
+namespace rpa {
+
+inline constexpr std::array<int64_t, 5> kSupportedHeadDims = {64, 80, 96, 128, 256};
+inline constexpr std::array<int64_t, 5> kSupportedPageSizes = {8, 16, 32, 64, 128};
+inline constexpr std::array<DType, 3> kSupportedDTypes = {DType::kF32, DType::kBF16, DType::kF16};
+
+template <typename T, std::size_t N>
+constexpr bool contains(const std::array<T, N>& values, T v) {
+  for (const T& x : values) {
+    if (x == v) return true;
+  }
+  return false;
+}
+
+}  // namespace rpa

@@ -1,0 +1,5 @@
+// STUB: being written.
+#include "commands.h"
+namespace rpa::cli {
+void add_plan_command(CLI::App&, int&) {}
+}  // namespace rpa::cli
