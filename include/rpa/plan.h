@@ -86,9 +86,15 @@ struct Plan {
   std::vector<WorkItem> prefill_items;  // q_rows >= 1 tiles of slots with q_len > 1
   std::vector<int32_t> pages;           // physical pages, in the order items read them
   std::vector<MergeGroup> merges;
-  int32_t num_partials = 0;  // each partial holds q_rows × heads_per_kv × (head_dim + 2) floats
-  int32_t max_tile_rows = 0;
+  int32_t num_partials = 0;
+  int32_t max_tile_rows = 0;  // the most q_rows of any item
   PlanStats stats;
+
+  // Partial slot p starts at float p * partial_stride() of the caller's
+  // workspace. Query row r, head g of the tile is record (r * heads_per_kv + g)
+  // of (head_dim + 2) floats: m, l, then the unnormalized o[head_dim].
+  int64_t partial_record_floats() const { return head_dim + 2; }
+  int64_t partial_stride() const { return int64_t{max_tile_rows} * heads_per_kv * partial_record_floats(); }
 };
 
 // Plans a validated call. Cost O(batch_capacity + items).
