@@ -69,7 +69,7 @@ struct PlanStats {
   int64_t partials = 0;
   int64_t live_pages = 0;           // Σ over live slots of their live logical pages
   int64_t visible_kv_tokens = 0;    // Σ over live query rows of the keys the row sees
-  int64_t streamed_kv_tokens = 0;   // Σ over items of q_rows × (kv_end - kv_begin)
+  int64_t streamed_kv_tokens = 0;   // Σ over tiles of q_rows × the tile's key range (one kv head)
   int64_t capacity_kv_tokens = 0;   // num_tokens × max_pages_per_seq × page_size
   double useful_ratio = 0.0;        // visible / capacity
 };

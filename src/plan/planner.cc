@@ -1,5 +1,159 @@
-// STUB: being written.
+// The planner. Walks the batch once, slot by slot, and emits for every active
+// slot, Q tile, kv head and split one chain of K/V-chunk items. Inactive slots
+// cost one comparison; only the live block_table entries a tile can see are
+// read, so planning is O(batch_capacity + items).
 #include "plan/planner.h"
+
+#include <algorithm>
+#include <string>
+
+#include "plan/heuristics.h"
+
 namespace rpa {
-Status build_plan(const Problem&, const PlanConfig&, Plan*) { return Status::Internal("plan: not implemented yet"); }
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+Status resolve_config(const Problem& problem, const PlanConfig& requested, PlanConfig* config) {
+  const int32_t page = static_cast<int32_t>(problem.page_size);
+  config->q_tile_rows = requested.q_tile_rows > 0 ? requested.q_tile_rows
+                                                  : heuristics::q_tile_rows(problem.heads_per_kv);
+  config->kv_chunk_tokens = requested.kv_chunk_tokens > 0 ? requested.kv_chunk_tokens
+                                                          : heuristics::kv_chunk_tokens(page);
+  config->split_tokens = requested.split_tokens > 0
+                             ? requested.split_tokens
+                             : heuristics::split_tokens(config->kv_chunk_tokens);
+  if (requested.q_tile_rows < 0 || requested.kv_chunk_tokens < 0 || requested.split_tokens < 0) {
+    return Status::Invalid("PlanConfig sizes must be >= 0 (0 = heuristic), got q_tile_rows " +
+                           std::to_string(requested.q_tile_rows) + ", kv_chunk_tokens " +
+                           std::to_string(requested.kv_chunk_tokens) + ", split_tokens " +
+                           std::to_string(requested.split_tokens));
+  }
+  if (config->kv_chunk_tokens % page != 0) {
+    return Status::Invalid("PlanConfig.kv_chunk_tokens = " + std::to_string(config->kv_chunk_tokens) +
+                           " must be a multiple of page_size " + std::to_string(page));
+  }
+  if (config->split_tokens % config->kv_chunk_tokens != 0) {
+    return Status::Invalid("PlanConfig.split_tokens = " + std::to_string(config->split_tokens) +
+                           " must be a multiple of kv_chunk_tokens " +
+                           std::to_string(config->kv_chunk_tokens));
+  }
+  return Status::Ok();
+}
+
+// Keys visible to the query row at absolute position `pos`: [lo, pos + 1).
+int64_t row_lo(int64_t pos, int32_t window) {
+  return window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+}
+
+class Builder {
+ public:
+  Builder(const Problem& problem, Plan* plan) : problem_(problem), plan_(*plan) {}
+
+  // Emits the chains of Q tile [a, b) (relative to the slot's q_start) of slot s.
+  void add_tile(int64_t s, int64_t a, int64_t b) {
+    const int64_t seq_len = problem_.seq_lens[s];
+    const int64_t context = problem_.context_len(s);
+    const int64_t page = problem_.page_size;
+    const int64_t hi = std::min(seq_len, context + b);
+    const int64_t lo = row_lo(context + a, plan_.sliding_window);
+    const bool decode = problem_.q_len(s) == 1;
+
+    // The tile's pages are listed once and shared by every kv head's items.
+    const int64_t first_page = lo / page;
+    const int64_t tile_page_index = static_cast<int64_t>(plan_.pages.size());
+    const int32_t* table = problem_.pages_of(s);
+    for (int64_t p = first_page; p < ceil_div(hi, page); ++p) plan_.pages.push_back(table[p]);
+
+    const int64_t split = plan_.config.split_tokens;
+    const int64_t chunk = plan_.config.kv_chunk_tokens;
+    const int64_t first_split = lo / split;
+    const int64_t splits = (hi - 1) / split - first_split + 1;
+
+    WorkItem item;
+    item.slot = static_cast<int32_t>(s);
+    item.q_row = problem_.query_start_len[s] + static_cast<int32_t>(a);
+    item.q_rows = static_cast<int32_t>(b - a);
+    item.q_pos = static_cast<int32_t>(context + a);
+    item.seq_len = static_cast<int32_t>(seq_len);
+    std::vector<WorkItem>& items = decode ? plan_.decode_items : plan_.prefill_items;
+
+    for (int64_t h = 0; h < problem_.num_kv_heads; ++h) {
+      item.kv_head = static_cast<int32_t>(h);
+      if (splits > 1) {
+        plan_.merges.push_back({item.slot, item.kv_head, item.q_row, item.q_rows,
+                                plan_.num_partials, static_cast<int32_t>(splits)});
+      }
+      for (int64_t j = 0; j < splits; ++j) {
+        const int64_t split_lo = std::max(lo, (first_split + j) * split);
+        const int64_t split_hi = std::min(hi, (first_split + j + 1) * split);
+        item.split = static_cast<int32_t>(j);
+        for (int64_t begin = split_lo; begin < split_hi;) {
+          const int64_t end = std::min(split_hi, (begin / chunk + 1) * chunk);
+          item.kv_begin = static_cast<int32_t>(begin);
+          item.kv_end = static_cast<int32_t>(end);
+          item.page_index = static_cast<int32_t>(tile_page_index + begin / page - first_page);
+          item.flags = (begin == split_lo ? kStartsTile : 0) | (end == split_hi ? kEndsTile : 0);
+          item.partial = (end == split_hi && splits > 1) ? plan_.num_partials++ : -1;
+          items.push_back(item);
+          begin = end;
+        }
+      }
+      plan_.stats.chains += splits;
+    }
+    // Counted per query row like visible_kv_tokens (not per kv head), so the
+    // two compare: the excess is what the edge masks throw away.
+    plan_.stats.streamed_kv_tokens += item.q_rows * (hi - lo);
+    plan_.max_tile_rows = std::max(plan_.max_tile_rows, item.q_rows);
+  }
+
+  void add_slot(int64_t s) {
+    const int64_t q_len = problem_.q_len(s);
+    const int64_t context = problem_.context_len(s);
+    PlanStats& stats = plan_.stats;
+    stats.live_slots += 1;
+    stats.live_pages += ceil_div(problem_.seq_lens[s], problem_.page_size);
+    (q_len == 1 ? stats.decode_rows : stats.prefill_rows) += q_len;
+    for (int64_t i = 0; i < q_len; ++i) {
+      const int64_t pos = context + i;
+      stats.visible_kv_tokens += pos + 1 - row_lo(pos, plan_.sliding_window);
+    }
+    const int64_t tile = q_len == 1 ? 1 : plan_.config.q_tile_rows;
+    for (int64_t a = 0; a < q_len; a += tile) add_tile(s, a, std::min(q_len, a + tile));
+  }
+
+ private:
+  const Problem& problem_;
+  Plan& plan_;
+};
+
+}  // namespace
+
+Status build_plan(const Problem& problem, const PlanConfig& config, Plan* plan) {
+  *plan = Plan{};
+  RPA_RETURN_IF_ERROR(resolve_config(problem, config, &plan->config));
+  plan->num_kv_heads = problem.num_kv_heads;
+  plan->heads_per_kv = problem.heads_per_kv;
+  plan->head_dim = problem.head_dim;
+  plan->page_size = problem.page_size;
+  plan->sliding_window = problem.sliding_window;
+
+  Builder builder(problem, plan);
+  for (int64_t s = 0; s < problem.batch_capacity; ++s) {
+    if (problem.active(s)) builder.add_slot(s);
+  }
+
+  PlanStats& stats = plan->stats;
+  stats.batch_capacity = problem.batch_capacity;
+  stats.decode_items = static_cast<int64_t>(plan->decode_items.size());
+  stats.prefill_items = static_cast<int64_t>(plan->prefill_items.size());
+  stats.items = stats.decode_items + stats.prefill_items;
+  stats.partials = plan->num_partials;
+  stats.capacity_kv_tokens = problem.num_tokens * problem.max_pages_per_seq * problem.page_size;
+  stats.useful_ratio = stats.capacity_kv_tokens > 0
+                           ? static_cast<double>(stats.visible_kv_tokens) / stats.capacity_kv_tokens
+                           : 0.0;
+  return Status::Ok();
+}
+
 }  // namespace rpa

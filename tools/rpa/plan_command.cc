@@ -1,5 +1,92 @@
-// STUB: being written.
+// `rpa plan`: plan the demo scenario or a generated batch and print the
+// useful-work statistics.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
 #include "commands.h"
+#include "generate/batch.h"
+#include "rpa/plan.h"
+#include "variant_flags.h"
+
 namespace rpa::cli {
-void add_plan_command(CLI::App&, int&) {}
+namespace {
+
+struct PlanFlags {
+  gen::BatchSpec spec = gen::demo_spec();
+  bool generated = false;
+  bool json = false;
+  PlanConfig config;
+};
+
+nlohmann::json stats_json(const Plan& plan) {
+  const PlanStats& s = plan.stats;
+  return {
+      {"items", s.items},
+      {"decode_items", s.decode_items},
+      {"prefill_items", s.prefill_items},
+      {"chains", s.chains},
+      {"partials", s.partials},
+      {"merges", plan.merges.size()},
+      {"batch_capacity", s.batch_capacity},
+      {"live_slots", s.live_slots},
+      {"live_rows", s.decode_rows + s.prefill_rows},
+      {"decode_rows", s.decode_rows},
+      {"prefill_rows", s.prefill_rows},
+      {"live_pages", s.live_pages},
+      {"visible_kv_tokens", s.visible_kv_tokens},
+      {"streamed_kv_tokens", s.streamed_kv_tokens},
+      {"capacity_kv_tokens", s.capacity_kv_tokens},
+      {"useful_ratio", s.useful_ratio},
+      {"q_tile_rows", plan.config.q_tile_rows},
+      {"kv_chunk_tokens", plan.config.kv_chunk_tokens},
+      {"split_tokens", plan.config.split_tokens},
+  };
+}
+
+int run_plan(PlanFlags& flags) {
+  if (flags.generated) {
+    const gen::BatchSpec defaults;
+    flags.spec.num_kv_heads = defaults.num_kv_heads;
+    flags.spec.heads_per_kv = defaults.heads_per_kv;
+    flags.spec.head_dim = defaults.head_dim;
+    flags.spec.slots.clear();
+    flags.spec.slot_positions.clear();
+  }
+  const gen::Batch batch = gen::generate(flags.spec);
+  Plan plan;
+  if (Status s = make_plan(batch.inputs(), batch.spec.options, &plan, flags.config); !s.ok()) {
+    std::fprintf(stderr, "rpa plan: %s\n", s.message().c_str());
+    return 1;
+  }
+  const nlohmann::json j = stats_json(plan);
+  if (flags.json) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("rpa plan: %s\n", flags.generated ? "generated batch" : "demo scenario");
+  for (const auto& [key, value] : j.items()) std::printf("  %-20s %s\n", key.c_str(), value.dump().c_str());
+  return 0;
+}
+
+}  // namespace
+
+void add_plan_command(CLI::App& app, int& exit_code) {
+  auto flags = std::make_shared<PlanFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "plan", "Plan the demo scenario (default) or a generated batch and print its statistics");
+  cmd->add_flag("--generate", flags->generated, "plan a random batch instead of the demo");
+  cmd->add_option("--seed", flags->spec.seed, "generator seed");
+  cmd->add_option("--capacity", flags->spec.batch_capacity, "batch capacity (with --generate)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--active", flags->spec.num_active, "active slots (with --generate)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--q-tile-rows", flags->config.q_tile_rows, "override the Q tile (0 = heuristic)");
+  cmd->add_option("--kv-chunk", flags->config.kv_chunk_tokens, "override keys per item (0 = heuristic)");
+  cmd->add_option("--split", flags->config.split_tokens, "override keys per split (0 = heuristic)");
+  cmd->add_flag("--json", flags->json, "print one JSON object");
+  add_variant_flags(cmd, flags->spec);
+  cmd->callback([flags, &exit_code] { exit_code = run_plan(*flags); });
+}
+
 }  // namespace rpa::cli

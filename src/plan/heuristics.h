@@ -1,0 +1,37 @@
+// Tile and chunk sizes: pure functions, each number with its reason. Every
+// size depends only on the call's shapes (never on the batch's contents), so a
+// sequence is cut the same way whatever else is in the batch (DESIGN §5).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+namespace rpa::heuristics {
+
+// Query rows × heads_per_kv of a prefill tile fill 128 lanes: the 128 SBUF
+// partitions of a NeuronCore, and on the CPU a 128 × head_dim f32 tile
+// (64 KiB at head_dim 128) that stays in L2 while K/V chunks stream past it.
+inline constexpr int64_t kTileLanes = 128;
+
+constexpr int32_t q_tile_rows(int64_t heads_per_kv) {
+  return static_cast<int32_t>(std::max<int64_t>(1, kTileLanes / std::max<int64_t>(1, heads_per_kv)));
+}
+
+// Keys per item: 512 keys of one kv head are 128 KiB of K+V at head_dim 128 in
+// bf16, a comfortable L2 working set per core; a multiple of every supported
+// page size, so items never split a page.
+inline constexpr int32_t kKvChunkTokens = 512;
+
+constexpr int32_t kv_chunk_tokens(int64_t page_size) {
+  return static_cast<int32_t>(std::max<int64_t>(page_size, kKvChunkTokens));
+}
+
+// Keys per split chain (flash-decoding). A fixed, batch-independent cut keeps
+// results invariant to batch composition; 2048 keys give a decode row of 8192
+// context 4 chains per kv head, enough to keep 16+ cores busy with a single
+// sequence, while the merge touches only (head_dim + 2) floats per 2048 keys.
+inline constexpr int32_t kSplitChunks = 4;
+
+constexpr int32_t split_tokens(int32_t kv_chunk) { return kv_chunk * kSplitChunks; }
+
+}  // namespace rpa::heuristics
