@@ -1,5 +1,108 @@
-// STUB: being written.
+// `rpa bench`: times the scenarios against the machine's measured limits and
+// against the built-in baselines, all in this one process (docs/benchmarks.md).
+#include <omp.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench/machine.h"
+#include "bench/plot.h"
+#include "bench/report.h"
+#include "bench/runner.h"
+#include "bench/scenarios.h"
 #include "commands.h"
+
 namespace rpa::cli {
-void add_bench_command(CLI::App&, int&) {}
+namespace {
+
+struct BenchFlags {
+  std::vector<std::string> scenarios;  // empty = all
+  bool json = false;
+  bool list = false;
+  int repeat = 5;
+  int threads = 0;
+  double budget_s = 3.0;
+  std::string backend = "auto";
+  std::string plot;
+};
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "rpa bench: %s\n", message.c_str());
+  return 1;
+}
+
+int run_bench(const BenchFlags& flags) {
+  if (flags.list) {
+    for (const bench::Scenario& s : bench::all_scenarios()) {
+      std::printf("%-16s %s\n", s.name.c_str(), s.summary.c_str());
+    }
+    return 0;
+  }
+  bench::BenchConfig config;
+  if (!parse_backend(flags.backend, &config.backend))
+    return fail("unknown backend '" + flags.backend + "'");
+  config.threads = flags.threads > 0 ? flags.threads : omp_get_max_threads();
+  config.policy.repeat = flags.repeat;
+  config.policy.budget_s = flags.budget_s;
+
+  std::vector<bench::Scenario> scenarios;
+  for (const std::string& name : flags.scenarios) scenarios.push_back(*bench::find_scenario(name));
+  if (scenarios.empty()) scenarios = bench::all_scenarios();
+
+  bench::Progress progress(true);
+  bench::Report report;
+  report.backend = config.backend;
+  report.repeat = config.policy.repeat;
+  progress.step("measuring the machine's limits");
+  report.machine = bench::measure_machine(config.threads);
+  for (const bench::Scenario& scenario : scenarios) {
+    bench::ScenarioResult result;
+    if (Status s = bench::run_scenario(scenario, config, progress, &result); !s.ok()) {
+      return fail(scenario.name + ": " + s.message());
+    }
+    report.scenarios.push_back(std::move(result));
+  }
+  if (!flags.plot.empty()) {
+    if (Status s = bench::run_sweep(config, progress, &report.sweep); !s.ok()) {
+      return fail("sweep: " + s.message());
+    }
+    if (Status s = bench::plot_report(report, flags.plot); !s.ok()) return fail(s.message());
+  }
+  if (flags.json) {
+    std::printf("%s\n", bench::to_json(report).dump(2).c_str());
+  } else {
+    bench::print_table(report, stdout);
+    if (!flags.plot.empty()) std::printf("\nplot: %s\n", flags.plot.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, int& exit_code) {
+  auto flags = std::make_shared<BenchFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Time scenarios against the machine's measured limits and the baselines");
+  std::vector<std::string> names;
+  for (const bench::Scenario& s : bench::all_scenarios()) names.push_back(s.name);
+  cmd->add_option("scenario", flags->scenarios,
+                  "scenarios to run (default: all; --list names them)")
+      ->check(CLI::IsMember(names));
+  cmd->add_flag("--json", flags->json, "print one JSON object instead of the table");
+  cmd->add_flag("--list", flags->list, "list the scenarios and exit");
+  cmd->add_option("--repeat", flags->repeat, "timed runs per series, at most (default 5)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--threads", flags->threads, "threads for rpa, baselines and limits (0 = all)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--budget", flags->budget_s,
+                  "seconds one series may take before it stops repeating")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--backend", flags->backend, "auto | reference | single-loop | cpu | cuda");
+  cmd->add_option("--plot", flags->plot,
+                  "also sweep context length and capacity and draw them into FILE.png");
+  cmd->callback([flags, &exit_code] { exit_code = run_bench(*flags); });
+}
+
 }  // namespace rpa::cli

@@ -1,0 +1,122 @@
+// How the machine limits are measured (machine.h). Each limit is the best of
+// a few timed passes: a limit is what the machine can do, not what it usually
+// does while other processes share it.
+#include "bench/machine.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "bench/machine_kernels.h"
+#include "bench/timing.h"
+#include "hwy/aligned_allocator.h"
+#include "rpa/dtype.h"
+
+namespace rpa::bench {
+namespace {
+
+// Far larger than any last-level cache (32 MiB on the machine of record), so
+// every pass streams from DRAM.
+constexpr size_t kReadBytes = size_t{1} << 30;
+constexpr int kReadPasses = 3;
+constexpr int64_t kFmaIters = 10'000'000;  // ~25 ms per thread at 2.5 GHz
+constexpr size_t kBf16Elements = 2048;     // 4 KiB per operand: L1-resident
+constexpr int64_t kBf16Passes = 100'000;   // ~15 ms per thread at 30 GFLOP/s
+constexpr int kTimedPasses = 3;
+constexpr int kSgemmPasses = 2;  // ~0.15 s each at 120 GFLOP/s
+
+// Keeps every kernel's result alive, so no loop can be optimized away.
+volatile float g_sink = 0.0f;
+
+double read_gbps(int threads) {
+  const size_t n = kReadBytes / sizeof(float);
+  hwy::AlignedFreeUniquePtr<float[]> data = hwy::AllocateAligned<float>(n);
+  // Each thread first touches, then reads, the same static share of the array.
+#pragma omp parallel num_threads(threads)
+  {
+    const size_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    std::fill(data.get() + n * t / nt, data.get() + n * (t + 1) / nt, 1.0f);
+  }
+  double best = 0.0;
+  for (int pass = 0; pass < kReadPasses; ++pass) {
+    float total = 0.0f;
+    const Stopwatch watch;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+    {
+      const size_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+      total += sum_floats(data.get() + n * t / nt, n * (t + 1) / nt - n * t / nt);
+    }
+    best = std::max(best, static_cast<double>(kReadBytes) / watch.seconds() * 1e-9);
+    g_sink = g_sink + total;
+  }
+  return best;
+}
+
+// Runs `kernel` on every thread at once and returns the best total rate in
+// GFLOP/s over kTimedPasses.
+template <typename Kernel>
+double parallel_gflops(int threads, Kernel kernel) {
+  double best = 0.0;
+  for (int pass = 0; pass < kTimedPasses; ++pass) {
+    double flops = 0.0;
+    float sink = 0.0f;
+    const Stopwatch watch;
+#pragma omp parallel num_threads(threads) reduction(+ : flops, sink)
+    {
+      const KernelWork work = kernel();
+      flops += work.flops;
+      sink += work.sink;
+    }
+    best = std::max(best, flops / watch.seconds() * 1e-9);
+    g_sink = g_sink + sink;
+  }
+  return best;
+}
+
+double sgemm_gflops(int threads) {
+  const int n = kSgemmSize;
+  std::vector<float> a(size_t{1} * n * n, 0.5f), b(size_t{1} * n * n, 0.25f), c(size_t{1} * n * n);
+  openblas_set_num_threads(threads);
+  // A small product first starts BLAS's threads and touches its buffers.
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n / 4, n / 4, n / 4, 1.0f, a.data(), n,
+              b.data(), n, 0.0f, c.data(), n);
+  double best = 0.0;
+  for (int pass = 0; pass < kSgemmPasses; ++pass) {
+    const Stopwatch watch;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n,
+                0.0f, c.data(), n);
+    best = std::max(best, 2.0 * n * n * static_cast<double>(n) / watch.seconds() * 1e-9);
+  }
+  g_sink = g_sink + c[0];
+  return best;
+}
+
+}  // namespace
+
+MachineLimits measure_machine(int threads) {
+  MachineLimits m;
+  m.threads = threads > 0 ? threads : omp_get_max_threads();
+  m.simd_target = simd_target_name();
+  m.read_bytes = static_cast<double>(kReadBytes);
+  m.sgemm_gflops = sgemm_gflops(m.threads);
+  m.read_gbps = read_gbps(m.threads);
+  m.fma_gflops = parallel_gflops(m.threads, [] { return fma_chains(kFmaIters); });
+
+  std::vector<uint16_t> a(kBf16Elements), b(kBf16Elements);
+  for (size_t i = 0; i < kBf16Elements; ++i) {
+    a[i] = f32_to_bf16(1.0f + static_cast<float>(i % 7) * 0.125f);
+    b[i] = f32_to_bf16(0.5f - static_cast<float>(i % 5) * 0.0625f);
+  }
+  const bool native = cpu_has_avx512_bf16();
+  m.bf16_method = native ? "vdpbf16ps" : "widening";
+  m.bf16_gflops = parallel_gflops(m.threads, [&] {
+    return native ? bf16_vdpbf16ps_dot(a.data(), b.data(), kBf16Elements, kBf16Passes)
+                  : bf16_widening_dot(a.data(), b.data(), kBf16Elements, kBf16Passes);
+  });
+  return m;
+}
+
+}  // namespace rpa::bench

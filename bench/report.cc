@@ -1,0 +1,182 @@
+#include "bench/report.h"
+
+#include <string>
+
+namespace rpa::bench {
+namespace {
+
+using nlohmann::json;
+
+// The rates and ratios of one measured batch.
+struct Rates {
+  double seconds, gbps, gflops, fraction_of_bandwidth, fraction_of_peak;
+  double masked_seconds, dense_seconds, speedup_masked, speedup_dense;
+};
+
+// The compute ceiling for inputs of `dtype`: the fastest way this machine can
+// do their multiply-adds. bf16 inputs may use the bf16 dot product (faster
+// than fp32 FMA with AVX512_BF16) or be widened once per tile and fed to fp32
+// FMAs (faster where widening is a shift per multiply); f32 and f16 use FMA.
+bool bf16_peak(DType dtype, const MachineLimits& machine) {
+  return dtype == DType::kBF16 && machine.bf16_gflops > machine.fma_gflops;
+}
+
+Rates rates(const Measured& m, const MachineLimits& machine, DType dtype) {
+  Rates r{};
+  r.seconds = m.rpa.median();
+  r.gbps = m.work.useful_bytes / r.seconds * 1e-9;
+  r.gflops = m.work.flops / r.seconds * 1e-9;
+  r.fraction_of_bandwidth = r.gbps / machine.read_gbps;
+  r.fraction_of_peak =
+      r.gflops / (bf16_peak(dtype, machine) ? machine.bf16_gflops : machine.fma_gflops);
+  r.masked_seconds = m.masked_seconds();
+  r.dense_seconds = m.gather_dense.median();
+  r.speedup_masked = r.masked_seconds / r.seconds;
+  r.speedup_dense = r.dense_seconds / r.seconds;
+  return r;
+}
+
+double ms(double seconds) { return seconds * 1e3; }
+
+json scenario_json(const ScenarioResult& s, const Report& report) {
+  const Measured& m = s.main;
+  const Rates r = rates(m, report.machine, s.dtype);
+  json j = {
+      {"name", s.name},
+      {"summary", s.summary},
+      {"backend", std::string(backend_name(report.backend))},
+      {"dtype", std::string(dtype_name(s.dtype))},
+      {"time_ms", ms(r.seconds)},
+      {"time_min_ms", ms(m.rpa.min())},
+      {"time_max_ms", ms(m.rpa.max())},
+      {"samples", m.rpa.samples()},
+      {"useful_bytes", m.work.useful_bytes},
+      {"flops", m.work.flops},
+      {"gbps", r.gbps},
+      {"gflops", r.gflops},
+      {"fraction_of_bandwidth", r.fraction_of_bandwidth},
+      {"fraction_of_peak", r.fraction_of_peak},
+      {"peak", bf16_peak(s.dtype, report.machine) ? "bf16" : "fma"},
+      {"speedup_vs_capacity_masked", r.speedup_masked},
+      {"speedup_vs_gather_dense", r.speedup_dense},
+      {"capacity_masked_ms", ms(r.masked_seconds)},
+      {"capacity_masked_samples", m.capacity_masked.samples()},
+      {"capacity_masked_timed_fraction", m.masked_fraction},
+      {"gather_dense_ms", ms(r.dense_seconds)},
+      {"gather_dense_samples", m.gather_dense.samples()},
+      {"rel_diff_vs_gather_dense", m.rel_diff_vs_gather_dense},
+      {"capacity_multiplier", nullptr},
+      {"capacity_invariance", nullptr},
+      {"time_1x_ms", nullptr},
+      {"capacity_masked_invariance", nullptr},
+      {"gather_dense_invariance", nullptr},
+  };
+  if (s.at_1x) {
+    const Measured& one = *s.at_1x;
+    j["capacity_multiplier"] = s.capacity_multiplier;
+    j["capacity_invariance"] = r.seconds / one.rpa.median();
+    j["time_1x_ms"] = ms(one.rpa.median());
+    j["capacity_masked_invariance"] = r.masked_seconds / one.masked_seconds();
+    j["gather_dense_invariance"] = r.dense_seconds / one.gather_dense.median();
+  }
+  return j;
+}
+
+}  // namespace
+
+nlohmann::json sweep_json(const Report& report) {
+  json points = json::array();
+  for (const SweepResult& p : report.sweep) {
+    const Measured& m = p.measured;
+    const double bytes = m.work.useful_bytes * 1e-9;
+    points.push_back({
+        {"sweep", p.sweep},
+        {"x", p.x},
+        {"rpa_ms", ms(m.rpa.median())},
+        {"capacity_masked_ms", ms(m.masked_seconds())},
+        {"capacity_masked_timed_fraction", m.masked_fraction},
+        {"gather_dense_ms", ms(m.gather_dense.median())},
+        {"rpa_gbps", bytes / m.rpa.median()},
+        {"capacity_masked_gbps", bytes / m.masked_seconds()},
+        {"gather_dense_gbps", bytes / m.gather_dense.median()},
+    });
+  }
+  return points;
+}
+
+nlohmann::json to_json(const Report& report) {
+  const MachineLimits& m = report.machine;
+  json scenarios = json::array();
+  for (const ScenarioResult& s : report.scenarios) scenarios.push_back(scenario_json(s, report));
+  json j = {
+      {"machine",
+       {{"read_gbps", m.read_gbps},
+        {"fma_gflops", m.fma_gflops},
+        {"bf16_gflops", m.bf16_gflops},
+        {"sgemm_gflops", m.sgemm_gflops},
+        {"threads", m.threads},
+        {"simd_target", m.simd_target},
+        {"bf16_method", m.bf16_method},
+        {"read_bytes", m.read_bytes},
+        {"sgemm_size", kSgemmSize}}},
+      {"scenarios", scenarios},
+  };
+  if (!report.sweep.empty()) j["sweep"] = sweep_json(report);
+  return j;
+}
+
+void print_table(const Report& report, std::FILE* out) {
+  const MachineLimits& m = report.machine;
+  std::fprintf(out,
+               "machine: %d threads, %s | DRAM read %.1f GB/s | fp32 FMA %.0f GFLOP/s | "
+               "bf16 dot %.0f GFLOP/s (%s) | sgemm %d^3 %.0f GFLOP/s\n",
+               m.threads, m.simd_target.c_str(), m.read_gbps, m.fma_gflops, m.bf16_gflops,
+               m.bf16_method == "vdpbf16ps" ? "AVX512_BF16 vdpbf16ps"
+                                            : "widening bf16->f32 + FMA, no AVX512_BF16",
+               kSgemmSize, m.sgemm_gflops);
+  std::fprintf(out, "backend: %s, median of up to %d runs (min-max)\n\n",
+               std::string(backend_name(report.backend)).c_str(), report.repeat);
+  std::fprintf(out, "%-16s %26s %8s %5s %8s %6s %10s %9s %11s\n", "scenario", "time ms (min-max)",
+               "GB/s", "%bw", "GFLOP/s", "%peak", "vs masked", "vs dense", "cap 64x/1x");
+  for (const ScenarioResult& s : report.scenarios) {
+    const Rates r = rates(s.main, m, s.dtype);
+    char time[64];
+    std::snprintf(time, sizeof time, "%.2f (%.2f-%.2f)", ms(r.seconds), ms(s.main.rpa.min()),
+                  ms(s.main.rpa.max()));
+    char invariance[32] = "-";
+    if (s.at_1x)
+      std::snprintf(invariance, sizeof invariance, "%.2f", r.seconds / s.at_1x->rpa.median());
+    const bool scaled = s.main.masked_fraction < 1.0;
+    std::fprintf(out, "%-16s %26s %8.1f %4.0f%% %8.1f %5.1f%% %9.1fx%s %8.1fx %11s\n",
+                 s.name.c_str(), time, r.gbps, 100 * r.fraction_of_bandwidth, r.gflops,
+                 100 * r.fraction_of_peak, r.speedup_masked, scaled ? "*" : " ", r.speedup_dense,
+                 invariance);
+  }
+  std::fprintf(
+      out, "\nbaselines, median ms [runs]; check = max|rpa - gather-dense| / max|gather-dense|\n");
+  for (const ScenarioResult& s : report.scenarios) {
+    const Measured& b = s.main;
+    std::fprintf(out, "%-16s capacity-masked %10.1f%s [%d]  gather-dense %9.1f [%d]  check %.1e\n",
+                 s.name.c_str(), ms(b.masked_seconds()), b.masked_fraction < 1.0 ? "*" : " ",
+                 b.capacity_masked.samples(), ms(b.gather_dense.median()), b.gather_dense.samples(),
+                 b.rel_diff_vs_gather_dense);
+    if (s.at_1x) {
+      std::fprintf(out,
+                   "%-16s   at 1x: rpa %.2f ms, capacity-masked %.1f ms (x%.0f at %dx), "
+                   "gather-dense %.1f ms\n",
+                   "", ms(s.at_1x->rpa.median()), ms(s.at_1x->masked_seconds()),
+                   b.masked_seconds() / s.at_1x->masked_seconds(), s.capacity_multiplier,
+                   ms(s.at_1x->gather_dense.median()));
+    }
+  }
+  for (const ScenarioResult& s : report.scenarios) {
+    if (s.main.masked_fraction < 1.0) {
+      std::fprintf(out,
+                   "* %s: capacity-masked timed on %.1f%% of its rows and scaled up "
+                   "(nearly all its keys are masked, so its rows cost alike)\n",
+                   s.name.c_str(), 100 * s.main.masked_fraction);
+    }
+  }
+}
+
+}  // namespace rpa::bench

@@ -1,0 +1,67 @@
+// The scenario runner behind `rpa bench`: generates each batch, times rpa and
+// both baselines on it in this process, and returns the raw timings. The
+// ratios and rates are derived in report.h.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bench/scenarios.h"
+#include "bench/timing.h"
+#include "bench/workload.h"
+#include "rpa/attention.h"
+
+namespace rpa::bench {
+
+struct BenchConfig {
+  Backend backend = Backend::kAuto;
+  int threads = 0;  // 0 = all OpenMP threads
+  RepeatPolicy policy;
+  // A capacity-masked run predicted to take longer than this, in a batch
+  // whose rows are mostly masked keys, is timed on a range of its slots sized
+  // to about a fifth of it, and scaled (see Measured::masked_fraction).
+  double scale_limit_s = 10.0;
+};
+
+// One batch timed with rpa and both baselines.
+struct Measured {
+  Workload work;
+  Timing rpa;
+  Timing capacity_masked;  // of the timed slot range only
+  // Rows of the capacity-masked loop that were timed, over all its rows
+  // (where nearly every key is masked, rows cost alike); 1 when it ran whole.
+  double masked_fraction = 1.0;
+  Timing gather_dense;
+  // max |rpa − gather_dense| / max |gather_dense| over the live rows: a
+  // benchmark of a wrong result would be meaningless.
+  double rel_diff_vs_gather_dense = 0.0;
+
+  double masked_seconds() const { return capacity_masked.median() / masked_fraction; }
+};
+
+struct ScenarioResult {
+  std::string name;
+  std::string summary;
+  DType dtype = DType::kBF16;
+  Measured main;
+  std::optional<Measured> at_1x;  // decode-capacity: the run at capacity = live
+  int capacity_multiplier = 1;
+};
+
+Status measure_batch(const gen::BatchSpec& spec, const BenchConfig& config, Progress& progress,
+                     const std::string& label, Measured* measured);
+
+Status run_scenario(const Scenario& scenario, const BenchConfig& config, Progress& progress,
+                    ScenarioResult* result);
+
+struct SweepResult {
+  std::string sweep;  // "context" or "capacity"
+  int x = 0;
+  Measured measured;
+};
+
+// Runs plot_sweep() with at most three runs and one second per series.
+Status run_sweep(const BenchConfig& config, Progress& progress, std::vector<SweepResult>* results);
+
+}  // namespace rpa::bench

@@ -1,0 +1,83 @@
+#include "bench/timing.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+
+namespace rpa::bench {
+
+double Timing::median() const {
+  std::vector<double> sorted = seconds;
+  std::sort(sorted.begin(), sorted.end());
+  const size_t n = sorted.size();
+  return n % 2 == 1 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+}
+
+double Timing::min() const { return *std::min_element(seconds.begin(), seconds.end()); }
+
+double Timing::max() const { return *std::max_element(seconds.begin(), seconds.end()); }
+
+namespace {
+
+// One run of a series: the warm-up (kept when slow) or a timed run.
+Status run_once(const std::function<Status()>& run, const RepeatPolicy& policy, bool warm_up,
+                Timing* timing) {
+  const Stopwatch watch;
+  RPA_RETURN_IF_ERROR(run());
+  const double seconds = watch.seconds();
+  if (!warm_up || seconds > policy.slow_run_s) timing->seconds.push_back(seconds);
+  return Status::Ok();
+}
+
+// Whether a series that has run for `elapsed` seconds gets another run: until
+// `repeat` samples, and while one more run (about as long as the median so
+// far) fits in `budget`, but never stopping with no sample at all.
+bool wants_more(const Timing& timing, const RepeatPolicy& policy, double elapsed, double budget) {
+  if (timing.samples() >= std::max(policy.repeat, 1)) return false;
+  return timing.empty() || elapsed + timing.median() <= budget;
+}
+
+}  // namespace
+
+Status time_series(const std::function<Status()>& run, const RepeatPolicy& policy, Timing* timing) {
+  timing->seconds.clear();
+  const Stopwatch series;
+  RPA_RETURN_IF_ERROR(run_once(run, policy, true, timing));
+  while (wants_more(*timing, policy, series.seconds(), policy.budget_s)) {
+    RPA_RETURN_IF_ERROR(run_once(run, policy, false, timing));
+  }
+  return Status::Ok();
+}
+
+Status time_alternating(const std::function<Status()>& a, const std::function<Status()>& b,
+                        const RepeatPolicy& policy, Timing* ta, Timing* tb) {
+  ta->seconds.clear();
+  tb->seconds.clear();
+  const Stopwatch series;
+  RPA_RETURN_IF_ERROR(run_once(a, policy, true, ta));
+  RPA_RETURN_IF_ERROR(run_once(b, policy, true, tb));
+  for (;;) {
+    // Both series share the clock, so each gets twice the budget.
+    const bool more_a = wants_more(*ta, policy, series.seconds(), 2 * policy.budget_s);
+    const bool more_b = wants_more(*tb, policy, series.seconds(), 2 * policy.budget_s);
+    if (!more_a && !more_b) return Status::Ok();
+    if (more_a) RPA_RETURN_IF_ERROR(run_once(a, policy, false, ta));
+    if (more_b) RPA_RETURN_IF_ERROR(run_once(b, policy, false, tb));
+  }
+}
+
+Progress::~Progress() {
+  if (printed_ && isatty(STDERR_FILENO)) std::fputs("\r\033[K", stderr);
+}
+
+void Progress::step(std::string_view what) {
+  if (!enabled_ || clock_.seconds() < 1.0) return;
+  const bool tty = isatty(STDERR_FILENO);
+  std::fprintf(stderr, "%s[%5.1f s] rpa bench: %.*s%s", tty ? "\r\033[K" : "", clock_.seconds(),
+               static_cast<int>(what.size()), what.data(), tty ? "" : "\n");
+  std::fflush(stderr);
+  printed_ = true;
+}
+
+}  // namespace rpa::bench

@@ -1,0 +1,158 @@
+/* rpa C API: ragged paged attention for FFI callers (C, Zig, Rust, ctypes).
+ *
+ * The contract is the C++ one (include/rpa/attention.h, DESIGN §1-§3); this
+ * header only restates it in C types. Every function returns an rpa_status;
+ * on failure the message of the last failed call on the calling thread is
+ * available from rpa_last_error_message(), and nothing was written to any
+ * output. No C++ exception ever crosses this boundary.
+ *
+ * Every struct here has the property that all-zero bytes are its default
+ * (`rpa_options options = {0};` is the default options, a zeroed rpa_tensor
+ * is an absent optional tensor), so callers in any language can start from a
+ * zeroed value and set only what they need.
+ */
+#ifndef RPA_RPA_H_
+#define RPA_RPA_H_
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum rpa_status {
+  RPA_OK = 0,
+  RPA_INVALID_ARGUMENT = 1, /* the inputs break the contract */
+  RPA_UNSUPPORTED = 2,      /* valid, but no kernel for this combination */
+  RPA_INTERNAL = 3,         /* a bug or a failed resource (allocation, device) */
+} rpa_status;
+
+typedef enum rpa_dtype {
+  RPA_F32 = 0,
+  RPA_BF16 = 1, /* raw uint16_t bit patterns */
+  RPA_F16 = 2,  /* raw uint16_t bit patterns */
+  RPA_I32 = 3,  /* block_table, seq_lens, query_start_len */
+} rpa_dtype;
+
+typedef enum rpa_backend {
+  RPA_BACKEND_AUTO = 0, /* the fastest backend built in */
+  RPA_BACKEND_REFERENCE = 1,
+  RPA_BACKEND_SINGLE_LOOP = 2,
+  RPA_BACKEND_CPU = 3,
+  RPA_BACKEND_CUDA = 4,
+} rpa_backend;
+
+#define RPA_MAX_RANK 4
+
+/* A view of a dense tensor the caller owns. `dtype` is an rpa_dtype. Shape
+ * and strides are in elements; strides all 0 means row-major (last index
+ * fastest). An optional tensor is absent when rank is 0 and data is NULL. */
+typedef struct rpa_tensor {
+  void* data;
+  int32_t dtype;
+  int32_t rank;
+  int64_t shape[RPA_MAX_RANK];
+  int64_t strides[RPA_MAX_RANK];
+} rpa_tensor;
+
+/* The inputs of one call; shapes as in attention.h:
+ *   q               [num_tokens, num_kv_heads, heads_per_kv, head_dim]
+ *   k_cache/v_cache [num_pages, page_size, num_kv_heads, head_dim]
+ *   block_table     [batch_capacity, max_pages_per_seq]  i32
+ *   seq_lens        [batch_capacity]                     i32
+ *   query_start_len [batch_capacity + 1]                 i32
+ *   sinks           [num_kv_heads * heads_per_kv]        f32, optional */
+typedef struct rpa_attention_inputs {
+  rpa_tensor q;
+  rpa_tensor k_cache;
+  rpa_tensor v_cache;
+  rpa_tensor block_table;
+  rpa_tensor seq_lens;
+  rpa_tensor query_start_len;
+  rpa_tensor sinks;
+} rpa_attention_inputs;
+
+/* out: shaped like q, dtype of q or f32. lse: [num_tokens, num_kv_heads,
+ * heads_per_kv] f32, optional. Only rows of live slots are written. */
+typedef struct rpa_attention_outputs {
+  rpa_tensor out;
+  rpa_tensor lse;
+} rpa_attention_outputs;
+
+typedef struct rpa_options {
+  float scale;              /* 0 = 1/sqrt(head_dim); otherwise finite */
+  int32_t sliding_window;   /* W > 0: each query sees its W most recent keys; 0 = off */
+  float logit_soft_cap;     /* c > 0: logit x becomes c * tanh(x / c); 0 = off */
+  int32_t backend;          /* an rpa_backend */
+  int32_t threads;          /* 0 = all available */
+  int32_t skip_validation;  /* nonzero skips the O(batch + live pages) metadata checks */
+} rpa_options;
+
+/* The statistics of a plan; see PlanStats in include/rpa/plan.h. */
+typedef struct rpa_plan_stats {
+  int64_t batch_capacity;
+  int64_t live_slots;
+  int64_t decode_rows;
+  int64_t prefill_rows;
+  int64_t items;
+  int64_t decode_items;
+  int64_t prefill_items;
+  int64_t chains;
+  int64_t partials;
+  int64_t live_pages;
+  int64_t visible_kv_tokens;
+  int64_t streamed_kv_tokens;
+  int64_t capacity_kv_tokens;
+  double useful_ratio;
+} rpa_plan_stats;
+
+/* A plan: the work of one batch step, built once from its metadata and run
+ * for every layer. Opaque; immutable once built, so one plan may be run from
+ * several threads at once. */
+typedef struct rpa_plan rpa_plan;
+
+/* The tensors that change from layer to layer, for rpa_plan_run. */
+typedef struct rpa_layer_inputs {
+  rpa_tensor q;
+  rpa_tensor k_cache;
+  rpa_tensor v_cache;
+  rpa_tensor sinks; /* optional */
+} rpa_layer_inputs;
+
+/* The library version, "MAJOR.MINOR.PATCH". */
+const char* rpa_version(void);
+
+/* The message of the last failed call on this thread; "" when the last call
+ * succeeded. Valid until the next rpa call on this thread. */
+const char* rpa_last_error_message(void);
+
+/* A fixed name for a status code ("ok", "invalid argument", ...). */
+const char* rpa_status_name(rpa_status status);
+
+/* One-shot attention: validate (unless options->skip_validation), plan, run.
+ * `options` may be NULL for the defaults. */
+rpa_status rpa_attention(const rpa_attention_inputs* inputs, const rpa_options* options,
+                         const rpa_attention_outputs* outputs);
+
+/* Validates `inputs` (always: a plan is only built from checked metadata) and
+ * plans the batch. The plan copies block_table, seq_lens and query_start_len,
+ * so the caller may reuse those buffers at once; q, k_cache and v_cache are
+ * read only for their shapes and dtypes, which every run must repeat. The
+ * options, backend included, are fixed for the plan's lifetime. */
+rpa_status rpa_plan_create(const rpa_attention_inputs* inputs, const rpa_options* options,
+                           rpa_plan** plan);
+
+/* Runs `plan` on one layer's tensors. Cost O(1) checks plus the kernels. */
+rpa_status rpa_plan_run(const rpa_plan* plan, const rpa_layer_inputs* inputs,
+                        const rpa_attention_outputs* outputs);
+
+rpa_status rpa_plan_get_stats(const rpa_plan* plan, rpa_plan_stats* stats);
+
+/* Frees a plan; NULL is a no-op. */
+void rpa_plan_destroy(rpa_plan* plan);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* RPA_RPA_H_ */

@@ -1,0 +1,142 @@
+#include "arrays.h"
+
+#include <pybind11/numpy.h>
+
+#include <string>
+
+#include "core/message.h"
+
+namespace rpa::python {
+namespace {
+
+// The element type of a tensor whose storage is `bits`-bit `kind` ('f' float,
+// 'i' signed, 'u' unsigned, 'b' bfloat), with the raw16 rule applied.
+Status element_type(char kind, int bits, const char* name, std::optional<DType> raw16,
+                    const std::string& described, DType* dtype) {
+  std::optional<DType> typed;
+  if (kind == 'f' && bits == 32) typed = DType::kF32;
+  if (kind == 'f' && bits == 16) typed = DType::kF16;
+  if (kind == 'b' && bits == 16) typed = DType::kBF16;
+  if (kind == 'i' && bits == 32) typed = DType::kI32;
+  if (kind == 'u' && bits == 16) {
+    if (!raw16) {
+      return Status::Invalid(cat(name,
+                                 " is uint16: pass dtype='bf16' or dtype='f16' to say "
+                                 "which 16-bit float its bits hold"));
+    }
+    typed = raw16;
+  }
+  if (!typed) {
+    return Status::Invalid(cat(name, " has element type ", described,
+                               "; rpa takes float32, float16, bfloat16 (or uint16 bits), int32"));
+  }
+  if (raw16 && *typed != DType::kI32 && *typed != *raw16) {
+    return Status::Invalid(cat(name, " is ", *typed, " but dtype='", *raw16, "' was given"));
+  }
+  *dtype = *typed;
+  return Status::Ok();
+}
+
+const char* device_name(int type) {
+  switch (type) {
+    case kDLCPU:
+      return "CPU";
+    case kDLCUDA:
+      return "CUDA";
+    case kDLCUDAHost:
+      return "CUDA host";
+    case kDLROCM:
+      return "ROCm";
+    case kDLMetal:
+      return "Metal";
+    default:
+      return "non-CPU";
+  }
+}
+
+}  // namespace
+
+Borrowed::~Borrowed() {
+  if (managed_ != nullptr && managed_->deleter != nullptr) managed_->deleter(managed_);
+}
+
+Status Borrowed::borrow(py::handle object, const char* name, std::optional<DType> raw16) {
+  if (py::isinstance<py::array>(object)) return borrow_numpy(object, name, raw16);
+  if (py::hasattr(object, "__dlpack__")) return borrow_dlpack(object, name, raw16);
+  return Status::Invalid(cat(name, " must be a NumPy array or support __dlpack__, not ",
+                             std::string(py::str(py::type::handle_of(object).attr("__name__")))));
+}
+
+Status Borrowed::borrow_numpy(py::handle object, const char* name, std::optional<DType> raw16) {
+  auto array = py::reinterpret_borrow<py::array>(object);
+  const py::dtype dt = array.dtype();
+  const std::string described = py::str(static_cast<py::handle>(dt));
+  if (dt.byteorder() == '>') {
+    return Status::Invalid(cat(name, " is big-endian (", described, "); rpa reads native order"));
+  }
+  // NumPy has no bfloat16; ml_dtypes' type of that name is accepted as bf16.
+  const char kind = described == "bfloat16" ? 'b' : dt.kind();
+  RPA_RETURN_IF_ERROR(element_type(kind, static_cast<int>(dt.itemsize()) * 8, name, raw16,
+                                   described, &view_.dtype));
+  if (array.ndim() > kMaxRank) {
+    return Status::Invalid(
+        cat(name, " has rank ", array.ndim(), "; rpa tensors have rank at most ", kMaxRank));
+  }
+  view_.rank = static_cast<int>(array.ndim());
+  view_.data = const_cast<void*>(array.data());
+  for (int d = 0; d < view_.rank; ++d) {
+    view_.shape[d] = array.shape(d);
+    if (array.strides(d) % dt.itemsize() != 0) {
+      return Status::Invalid(cat(name, ": stride ", array.strides(d), " bytes of dimension ", d,
+                                 " is not a multiple of the element size ", dt.itemsize()));
+    }
+    view_.strides[d] = array.strides(d) / dt.itemsize();
+  }
+  keep_alive_ = array;
+  return Status::Ok();
+}
+
+Status Borrowed::borrow_dlpack(py::handle object, const char* name, std::optional<DType> raw16) {
+  if (py::hasattr(object, "__dlpack_device__")) {
+    const auto device = object.attr("__dlpack_device__")().cast<py::tuple>();
+    const int type = device[0].cast<int>();
+    if (type != kDLCPU) {
+      return Status::Invalid(cat(name, " lives on a ", device_name(type), " device (DLPack type ",
+                                 type, "); rpa's Python module reads CPU memory only"));
+    }
+  }
+  py::object capsule = object.attr("__dlpack__")();
+  if (!PyCapsule_IsValid(capsule.ptr(), "dltensor")) {
+    return Status::Invalid(cat(name, ".__dlpack__() did not return an unused 'dltensor' capsule"));
+  }
+  // Renaming the capsule claims the tensor: its producer's capsule destructor
+  // then leaves it alone and our destructor calls the deleter instead.
+  managed_ = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule.ptr(), "dltensor"));
+  PyCapsule_SetName(capsule.ptr(), "used_dltensor");
+  const DLTensor& t = managed_->dl_tensor;
+  if (t.device.device_type != kDLCPU) {
+    return Status::Invalid(cat(name, " lives on a ", device_name(t.device.device_type),
+                               " device; rpa's Python module reads CPU memory only"));
+  }
+  const char kinds[] = {'i', 'u', 'f', '?', 'b', '?'};
+  const char kind = t.dtype.code < sizeof(kinds) && t.dtype.lanes == 1 ? kinds[t.dtype.code] : '?';
+  const std::string described =
+      cat("DLPack code ", int{t.dtype.code}, " bits ", int{t.dtype.bits}, " lanes ", t.dtype.lanes);
+  RPA_RETURN_IF_ERROR(element_type(kind, t.dtype.bits, name, raw16, described, &view_.dtype));
+  if (t.ndim < 0 || t.ndim > kMaxRank) {
+    return Status::Invalid(
+        cat(name, " has rank ", t.ndim, "; rpa tensors have rank at most ", kMaxRank));
+  }
+  view_.rank = t.ndim;
+  view_.data = static_cast<char*>(t.data) + t.byte_offset;
+  int64_t stride = 1;
+  for (int d = view_.rank - 1; d >= 0; --d) {
+    view_.shape[d] = t.shape[d];
+    // DLPack strides are in elements; NULL means row-major.
+    view_.strides[d] = t.strides != nullptr ? t.strides[d] : stride;
+    stride *= t.shape[d];
+  }
+  return Status::Ok();
+}
+
+}  // namespace rpa::python

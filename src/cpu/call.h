@@ -1,0 +1,101 @@
+// The CPU backend's view of one call: the tensors as byte pointers with element
+// strides, the plan's items grouped into chains and tasks, and the partials
+// workspace.
+// Everything here is built once per call, outside the SIMD code.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/problem.h"
+#include "rpa/plan.h"
+
+namespace rpa::cpu {
+
+// A rank-3 prefix of a tensor: element (i, j, k, :) starts at element
+// i * s[0] + j * s[1] + k * s[2] of `data`; the last dimension is contiguous.
+struct Strided3 {
+  void* data = nullptr;
+  int64_t s[3] = {0, 0, 0};
+
+  template <typename T>
+  T* row(int64_t i, int64_t j, int64_t k) const {
+    return static_cast<T*>(data) + (i * s[0] + j * s[1] + k * s[2]);
+  }
+};
+
+// A run of items sharing one online-softmax state: items[0] starts the tile and
+// items[count - 1] ends it.
+struct Chain {
+  const WorkItem* items = nullptr;
+  int32_t count = 0;
+};
+
+// What one thread runs start to end: one prefill chain, or the decode chains of
+// one query row and split for every kv head. Those chains stream the same keys
+// of the same pages, and a kv head's row is only 1 / num_kv_heads of each
+// page's token stride: read one head at a time, a page is fetched in scattered
+// short runs at a third of the sequential DRAM bandwidth; read together, each
+// page streams contiguously. Every chain keeps its own state and arithmetic, so
+// grouping changes no bit of any result.
+struct Task {
+  int32_t first_chain = 0;  // chains [first_chain, first_chain + chains) of CpuCall
+  int32_t chains = 0;
+  bool decode = false;
+  int64_t cost = 0;  // a relative time estimate, for longest-first scheduling
+};
+
+struct CpuCall {
+  const Problem* problem = nullptr;
+  const Plan* plan = nullptr;
+
+  Strided3 q;        // [num_tokens, num_kv_heads, heads_per_kv, head_dim], dtype
+  Strided3 k_cache;  // [num_pages, page_size, num_kv_heads, head_dim], dtype
+  Strided3 v_cache;
+  Strided3 out;          // like q, out_dtype
+  float* lse = nullptr;  // [num_tokens, num_kv_heads, heads_per_kv] f32, or null
+  int64_t lse_strides[3] = {0, 0, 0};
+
+  // plan->num_partials slots of plan->partial_stride() floats (plan.h).
+  float* partials = nullptr;
+
+  // bf16 inputs on a CPU with AVX512_BF16: prefill scores use vdpbf16ps.
+  bool bf16_dot = false;
+
+  std::vector<Chain> chains;  // decode chains grouped by task, then prefill chains
+  std::vector<Task> tasks;    // longest first
+  int32_t max_task_chains = 0;
+};
+
+// Walks the keys of one item in order, resolving each to its physical page and
+// slot in that page. The page is looked up only for keys that are read, so the
+// cursor may step one past the item's last page.
+class KeyCursor {
+ public:
+  KeyCursor(const Plan& plan, const WorkItem& item, int64_t key)
+      : pages_(plan.pages.data()),
+        page_size_(plan.page_size),
+        index_(item.page_index + key / plan.page_size - item.kv_begin / plan.page_size),
+        slot_(key % plan.page_size) {}
+
+  int64_t page() const { return pages_[index_]; }
+  int64_t slot() const { return slot_; }
+  void next() {
+    if (++slot_ == page_size_) {
+      slot_ = 0;
+      ++index_;
+    }
+  }
+
+ private:
+  const int32_t* pages_;
+  int64_t page_size_;
+  int64_t index_;
+  int64_t slot_;
+};
+
+// Fills everything but `partials` from a described problem and its plan.
+void describe_call(const Problem& problem, const Plan& plan, const AttentionInputs& inputs,
+                   const AttentionOutputs& outputs, CpuCall* call);
+
+}  // namespace rpa::cpu

@@ -1,0 +1,77 @@
+#include "cpu/epilogue.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/online_softmax.h"
+
+namespace rpa::cpu {
+namespace {
+
+// Finalizes packed row (t, h, g) from state `s` and `o` (head_dim floats, then
+// normalized in place) and writes it to out and, when requested, lse.
+void write_row(const CpuCall& call, int64_t t, int64_t h, int64_t g, RowState s, float* o) {
+  const Problem& p = *call.problem;
+  const float* sink = p.sinks != nullptr ? p.sinks + h * p.heads_per_kv + g : nullptr;
+  const float lse = finalize_state(s, o, p.head_dim, sink);
+  switch (p.out_dtype) {
+    case DType::kBF16: {
+      uint16_t* dst = call.out.row<uint16_t>(t, h, g);
+      for (int64_t d = 0; d < p.head_dim; ++d) dst[d] = f32_to_bf16(o[d]);
+      break;
+    }
+    case DType::kF16: {
+      uint16_t* dst = call.out.row<uint16_t>(t, h, g);
+      for (int64_t d = 0; d < p.head_dim; ++d) dst[d] = f32_to_f16(o[d]);
+      break;
+    }
+    default:
+      std::memcpy(call.out.row<float>(t, h, g), o, sizeof(float) * p.head_dim);
+      break;
+  }
+  if (call.lse != nullptr) {
+    call.lse[t * call.lse_strides[0] + h * call.lse_strides[1] + g * call.lse_strides[2]] = lse;
+  }
+}
+
+float* partial_record(const CpuCall& call, int64_t slot, int64_t i) {
+  return call.partials + slot * call.plan->partial_stride() +
+         i * call.plan->partial_record_floats();
+}
+
+}  // namespace
+
+void flush_tile(const CpuCall& call, const WorkItem& last, const float* m, const float* l,
+                float* o) {
+  const int64_t heads = call.problem->heads_per_kv;
+  const int64_t dim = call.problem->head_dim;
+  const int64_t rows = int64_t{last.q_rows} * heads;
+  for (int64_t i = 0; i < rows; ++i) {
+    float* oi = o + i * dim;
+    if (last.partial < 0) {
+      write_row(call, last.q_row + i / heads, last.kv_head, i % heads, RowState{m[i], l[i]}, oi);
+    } else {
+      float* record = partial_record(call, last.partial, i);
+      record[0] = m[i];
+      record[1] = l[i];
+      std::memcpy(record + 2, oi, sizeof(float) * dim);
+    }
+  }
+}
+
+void merge_tile(const CpuCall& call, const MergeGroup& group, float* o) {
+  const int64_t heads = call.problem->heads_per_kv;
+  const int64_t dim = call.problem->head_dim;
+  const int64_t rows = int64_t{group.q_rows} * heads;
+  for (int64_t i = 0; i < rows; ++i) {
+    RowState state;
+    std::fill(o, o + dim, 0.0f);
+    for (int32_t split = 0; split < group.count; ++split) {
+      const float* record = partial_record(call, group.first_partial + split, i);
+      merge_state(state, o, RowState{record[0], record[1]}, record + 2, dim);
+    }
+    write_row(call, group.q_row + i / heads, group.kv_head, i % heads, state, o);
+  }
+}
+
+}  // namespace rpa::cpu

@@ -1,0 +1,178 @@
+// The prefill path: a Q tile of q_rows rows x G heads against the K/V keys of
+// its chain's items. Compute-bound, so each K/V chunk is widened to f32 once
+// and then reused by every m-block of the tile from cache; the scores of an
+// m-block stay transposed (tile_kernels-inl.h). f32 chunks are copied too: in
+// place, a chunk's rows lie num_kv_heads * head_dim * 4 bytes apart (4 KiB for
+// 8 x 128), all in the same few L1 sets, and the P V loop that revisits them
+// for every block of rows ran 1.3x slower than on the copy.
+//
+// Masks: lane j of the tile sees keys [lo_j, hi_j) (causal diagonal, window,
+// seq_len). For each (m-block, chunk) the keys are first clipped to the union
+// of the block's lanes' ranges; only when the clipped chunk is not inside
+// every lane's range does the softmax apply the per-lane mask.
+
+#if defined(RPA_CPU_PREFILL_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef RPA_CPU_PREFILL_INL_H_
+#undef RPA_CPU_PREFILL_INL_H_
+#else
+#define RPA_CPU_PREFILL_INL_H_
+#endif
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+#include "core/online_softmax.h"
+#include "cpu/call.h"
+#include "cpu/epilogue.h"
+#include "cpu/load-inl.h"
+#include "cpu/prefill_tile-inl.h"
+#include "cpu/tile_kernels-inl.h"
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace rpa::cpu::HWY_NAMESPACE {
+
+// Folds the scores st[n][lane] of keys [key0, key0 + nk) of m-block `b` into
+// its state: soft cap, mask (kMasked), new max m, rescale factor alpha, l; st
+// becomes the probabilities exp(s - m_new). The scores come unscaled.
+template <bool kMasked, bool kCapped>
+void BlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t nk, float scale,
+                  float cap) {
+  const DF df;
+  const DI di;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t bl = BlockLanes();
+  const VF neg_inf = hn::Set(df, kNegInf);
+  for (int64_t half = 0; half < 2; ++half) {
+    const int64_t lane0 = b * bl + half * lanes;
+    float* s = st.st + half * lanes;
+    const auto lo_m1 = hn::Load(di, st.lo_m1 + lane0);
+    const auto hi = hn::Load(di, st.hi + lane0);
+    VF vmax = neg_inf;
+    for (int64_t n = 0; n < nk; ++n) {
+      VF x = hn::Mul(hn::Load(df, s + n * bl), hn::Set(df, scale));
+      if constexpr (kCapped) {
+        x = hn::Mul(hn::Set(df, cap), hn::Tanh(df, hn::Mul(x, hn::Set(df, 1.0f / cap))));
+      }
+      if constexpr (kMasked) {
+        const auto key = hn::Set(di, static_cast<int32_t>(key0 + n));
+        const auto visible = hn::And(hn::Lt(lo_m1, key), hn::Lt(key, hi));
+        x = hn::IfThenElse(hn::RebindMask(df, visible), x, neg_inf);
+      }
+      hn::Store(x, df, s + n * bl);
+      vmax = hn::Max(vmax, x);
+    }
+    const VF m_old = hn::Load(df, st.m + lane0);
+    const VF m_new = hn::Max(m_old, vmax);
+    // A lane that has seen no key yet keeps m = -inf; shifting it by 0 makes
+    // its masked p = exp(-inf) = 0 and its alpha = 0 (never -inf - -inf).
+    const VF shift = hn::IfThenZeroElse(hn::Eq(m_new, neg_inf), m_new);
+    const VF alpha = hn::Exp(df, hn::Sub(m_old, shift));
+    VF sum = hn::Zero(df);
+    for (int64_t n = 0; n < nk; ++n) {
+      const VF p = hn::Exp(df, hn::Sub(hn::Load(df, s + n * bl), shift));
+      hn::Store(p, df, s + n * bl);
+      sum = hn::Add(sum, p);
+    }
+    hn::Store(m_new, df, st.m + lane0);
+    hn::Store(hn::MulAdd(hn::Load(df, st.l + lane0), alpha, sum), df, st.l + lane0);
+    hn::Store(alpha, df, st.alpha + lane0);
+  }
+}
+
+// One m-block against one chunk of keys [c0, c0 + nc) whose V rows are v[];
+// scores(first, nk, st) computes the unscaled scores of chunk keys
+// [first, first + nk) against m-block b into st.
+template <typename ScoresFn>
+HWY_INLINE void BlockChunk(const Problem& pb, const PrefillScratch& st, int64_t b, int64_t rows,
+                           int64_t c0, int64_t nc, const ScoresFn& scores, const float* const* v) {
+  const int32_t* bounds = st.bounds + 4 * b;
+  const int64_t begin = std::max<int64_t>(c0, bounds[0]);
+  const int64_t end = std::min<int64_t>(c0 + nc, bounds[1]);
+  if (begin >= end) return;
+  const int64_t nk = end - begin;
+  const int64_t bl = BlockLanes();
+  scores(b, begin - c0, nk);
+  const bool masked = begin < bounds[2] || end > bounds[3];
+  const bool capped = pb.logit_soft_cap > 0.0f;
+  const float cap = pb.logit_soft_cap;
+  if (masked) {
+    capped ? BlockSoftmax<true, true>(st, b, begin, nk, pb.scale, cap)
+           : BlockSoftmax<true, false>(st, b, begin, nk, pb.scale, cap);
+  } else {
+    capped ? BlockSoftmax<false, true>(st, b, begin, nk, pb.scale, cap)
+           : BlockSoftmax<false, false>(st, b, begin, nk, pb.scale, cap);
+  }
+  Accumulate(st.st, v + (begin - c0), nk, st.alpha + b * bl, std::min(bl, rows - b * bl),
+             pb.head_dim, st.o + b * bl * pb.head_dim);
+}
+
+// Runs one prefill chain: a Q tile against its items' keys, then the flush.
+template <typename T>
+void RunPrefillChain(const CpuCall& call, const Chain& chain, const PrefillScratch& st) {
+  const Problem& pb = *call.problem;
+  const WorkItem& first = chain.items[0];
+  const int64_t dim = pb.head_dim;
+  const int64_t h = first.kv_head;
+  const int64_t rows = int64_t{first.q_rows} * pb.heads_per_kv;
+  const int64_t blocks = (rows + BlockLanes() - 1) / BlockLanes();
+  PackTile<T>(call, first, rows, blocks, st);
+  // Keys no lane of the tile sees are never read.
+  const int64_t tile_lo = st.bounds[0];
+  const int64_t tile_hi = st.bounds[4 * (blocks - 1) + 1];
+  const float* k_rows[kChunkKeys];
+  const float* v_rows[kChunkKeys];
+  auto widened_scores = [&](int64_t b, int64_t first_key, int64_t nk) {
+    Scores(st.qt + b * dim * BlockLanes(), k_rows + first_key, nk, dim, st.st);
+  };
+#if RPA_CPU_BF16_DOT_TARGET
+  // With vdpbf16ps, bf16 K rows are scored in place and only V is widened.
+  constexpr bool kBF16 = std::is_same_v<T, hwy::bfloat16_t>;
+  const bool dot = kBF16 && call.bf16_dot;
+  const uint16_t* k_pairs[kChunkKeys];
+  auto bf16_scores = [&](int64_t b, int64_t first_key, int64_t nk) {
+    ScoresBF16(st.qp + b * dim * BlockLanes(), k_pairs + first_key, nk, dim, st.st);
+  };
+#endif
+  for (int32_t it = 0; it < chain.count; ++it) {
+    const WorkItem& item = chain.items[it];
+    const int64_t begin = std::max<int64_t>(item.kv_begin, tile_lo);
+    const int64_t end = std::min<int64_t>(item.kv_end, tile_hi);
+    if (begin >= end) continue;
+    KeyCursor cursor(*call.plan, item, begin);
+    for (int64_t c0 = begin; c0 < end; c0 += kChunkKeys) {
+      const int64_t nc = std::min(kChunkKeys, end - c0);
+      for (int64_t n = 0; n < nc; ++n, cursor.next()) {
+        const T* k = call.k_cache.row<const T>(cursor.page(), cursor.slot(), h);
+        const T* v = call.v_cache.row<const T>(cursor.page(), cursor.slot(), h);
+        WidenRow(v, dim, st.v + n * dim);
+        v_rows[n] = st.v + n * dim;
+#if RPA_CPU_BF16_DOT_TARGET
+        if (dot) {
+          k_pairs[n] = reinterpret_cast<const uint16_t*>(k);
+          continue;
+        }
+#endif
+        WidenRow(k, dim, st.k + n * dim);
+        k_rows[n] = st.k + n * dim;
+      }
+      for (int64_t b = 0; b < blocks; ++b) {
+#if RPA_CPU_BF16_DOT_TARGET
+        if (dot) {
+          BlockChunk(pb, st, b, rows, c0, nc, bf16_scores, v_rows);
+          continue;
+        }
+#endif
+        BlockChunk(pb, st, b, rows, c0, nc, widened_scores, v_rows);
+      }
+    }
+  }
+  flush_tile(call, chain.items[chain.count - 1], st.m, st.l, st.o);
+}
+
+}  // namespace rpa::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // RPA_CPU_PREFILL_INL_H_

@@ -1,0 +1,129 @@
+// The prefill tile's per-thread state: its q packed for the micro-kernels,
+// its lanes' visible key ranges and its online-softmax state (m, l, o).
+
+#if defined(RPA_CPU_PREFILL_TILE_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef RPA_CPU_PREFILL_TILE_INL_H_
+#undef RPA_CPU_PREFILL_TILE_INL_H_
+#else
+#define RPA_CPU_PREFILL_TILE_INL_H_
+#endif
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <type_traits>
+
+#include "core/online_softmax.h"
+#include "cpu/bf16_dot-inl.h"
+#include "cpu/call.h"
+#include "cpu/load-inl.h"
+#include "cpu/tile_kernels-inl.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace rpa::cpu::HWY_NAMESPACE {
+
+// Keys widened and scored per step. 64 keys of K and V in f32 (64 KiB at
+// head_dim 128) stay in L2 while every m-block of the tile reuses them.
+inline constexpr int64_t kChunkKeys = 64;
+
+// Per-thread scratch of the prefill path, sized for the largest tile of the
+// call (BL = BlockLanes(), M = lanes of the tile rounded up to BL, D = head_dim).
+struct PrefillScratch {
+  float* qt;        // [M / BL][D][BL]: the tile's q, transposed per m-block
+  uint16_t* qp;     // [M / BL][D / 2][BL][2]: the same as bf16 pairs (CpuCall::bf16_dot)
+  float* o;         // [M][D]: unnormalized output
+  float* m;         // [M]
+  float* l;         // [M]
+  float* alpha;     // [M]: the current chunk's rescale factor of o
+  int32_t* lo_m1;   // [M]: lane j sees keys lo_m1[j] < key < hi[j]
+  int32_t* hi;      // [M]
+  int32_t* bounds;  // [M / BL][4]: per m-block min lo, max hi, max lo, min hi
+  float* st;        // [kChunkKeys][BL]: scores, then probabilities, of one m-block
+  float* k;         // [kChunkKeys][D]: K rows widened to f32
+  float* v;         // [kChunkKeys][D]
+
+  // Every array starts on a 64-byte boundary of an aligned buffer.
+  static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+  static int64_t floats(int64_t lanes, int64_t dim) {
+    const int64_t blocks = lanes / BlockLanes();
+    return round16(lanes * dim) * 2 + round16(lanes * dim / 2) + round16(lanes) * 5 +
+           round16(blocks * 4) + round16(kChunkKeys * BlockLanes()) + round16(kChunkKeys * dim) * 2;
+  }
+  static PrefillScratch carve(float* p, int64_t lanes, int64_t dim) {
+    PrefillScratch s;
+    auto take = [&p](int64_t n) {
+      float* start = p;
+      p += round16(n);
+      return start;
+    };
+    s.qt = take(lanes * dim);
+    s.qp = reinterpret_cast<uint16_t*>(take(lanes * dim / 2));
+    s.o = take(lanes * dim);
+    s.m = take(lanes);
+    s.l = take(lanes);
+    s.alpha = take(lanes);
+    s.lo_m1 = reinterpret_cast<int32_t*>(take(lanes));
+    s.hi = reinterpret_cast<int32_t*>(take(lanes));
+    s.bounds = reinterpret_cast<int32_t*>(take(lanes / BlockLanes() * 4));
+    s.st = take(kChunkKeys * BlockLanes());
+    s.k = take(kChunkKeys * dim);
+    s.v = take(kChunkKeys * dim);
+    return s;
+  }
+};
+
+// Lays out the tile's q (transposed; the scale is applied to the scores), its
+// lanes' key ranges and an empty state. Lanes past rows are padding: q = 0 and
+// the last row's range, so they never force a mask; they are never written.
+template <typename T>
+void PackTile(const CpuCall& call, const WorkItem& first, int64_t rows, int64_t blocks,
+              const PrefillScratch& st) {
+  const Problem& pb = *call.problem;
+  const int64_t heads = pb.heads_per_kv;
+  const int64_t dim = pb.head_dim;
+  const int64_t bl = BlockLanes();
+  for (int64_t i = 0; i < blocks * bl; ++i) {
+    float* qt = st.qt + (i / bl) * dim * bl + i % bl;
+    float* o = st.o + i * dim;
+    const int64_t r = std::min(i, rows - 1) / heads;
+    const T* q =
+        i < rows ? call.q.row<const T>(first.q_row + r, first.kv_head, i % heads) : nullptr;
+    if (q != nullptr) {
+      WidenRow(q, dim, o);
+      for (int64_t d = 0; d < dim; ++d) qt[d * bl] = o[d];
+    } else {
+      for (int64_t d = 0; d < dim; ++d) qt[d * bl] = 0.0f;
+    }
+#if RPA_CPU_BF16_DOT_TARGET
+    if constexpr (std::is_same_v<T, hwy::bfloat16_t>) {
+      if (call.bf16_dot) PackBF16Pairs(q, i % bl, dim, st.qp + (i / bl) * dim * bl);
+    }
+#endif
+    std::fill(o, o + dim, 0.0f);
+    st.m[i] = kNegInf;
+    st.l[i] = 0.0f;
+    const int64_t pos = first.q_pos + r;
+    const int64_t lo =
+        pb.sliding_window > 0 ? std::max<int64_t>(0, pos - pb.sliding_window + 1) : 0;
+    st.lo_m1[i] = static_cast<int32_t>(lo - 1);
+    st.hi[i] = static_cast<int32_t>(std::min<int64_t>(pos + 1, first.seq_len));
+  }
+  for (int64_t b = 0; b < blocks; ++b) {
+    int32_t* bounds = st.bounds + 4 * b;
+    bounds[0] = bounds[3] = INT32_MAX;
+    bounds[1] = bounds[2] = INT32_MIN;
+    for (int64_t i = b * bl; i < (b + 1) * bl; ++i) {
+      const int32_t lo = st.lo_m1[i] + 1;
+      bounds[0] = std::min(bounds[0], lo);
+      bounds[1] = std::max(bounds[1], st.hi[i]);
+      bounds[2] = std::max(bounds[2], lo);
+      bounds[3] = std::min(bounds[3], st.hi[i]);
+    }
+  }
+}
+
+}  // namespace rpa::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // RPA_CPU_PREFILL_TILE_INL_H_

@@ -1,0 +1,246 @@
+/* The C API from plain C: a ragged batch (a decode row, a chunked prefill and
+ * an inactive slot between them, pages out of order) checked against a naive
+ * double-precision loop written here; plan + run against one-shot; and the
+ * error paths: codes, messages, and outputs left untouched. */
+#include <math.h>
+#include <rpa/rpa.h>
+#include <stdio.h>
+#include <string.h>
+
+enum {
+  kKvHeads = 2,
+  kGroup = 2,
+  kDim = 64,
+  kPage = 16,
+  kPages = 6,
+  kSlots = 3,
+  kMaxPages = 3,
+  kTokens = 6, /* 5 live rows + 1 padding row */
+};
+#define kQElems (kTokens * kKvHeads * kGroup * kDim)
+#define kKvElems (kPages * kPage * kKvHeads * kDim)
+#define kSentinel -7.0f
+
+static float q[kQElems], k_cache[kKvElems], v_cache[kKvElems];
+static float out[kQElems], out2[kQElems], lse[kTokens * kKvHeads * kGroup];
+/* Slot 0: decode, seq_len 20 (pages 4, 1). Slot 1: inactive. Slot 2: chunked
+ * prefill of 4 rows on 30 keys of context, seq_len 34 (pages 5, 0, 2). */
+static int32_t block_table[kSlots * kMaxPages] = {4, 1, -1, -1, -1, -1, 5, 0, 2};
+static int32_t seq_lens[kSlots] = {20, 0, 34};
+static int32_t query_start_len[kSlots + 1] = {0, 1, 1, 5};
+
+static int failures = 0;
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      ++failures;                                                              \
+    }                                                                          \
+  } while (0)
+
+static rpa_tensor tensor(void* data, rpa_dtype dtype, int rank, int64_t d0, int64_t d1, int64_t d2,
+                         int64_t d3) {
+  rpa_tensor t;
+  memset(&t, 0, sizeof(t));
+  t.data = data;
+  t.dtype = dtype;
+  t.rank = rank;
+  const int64_t dims[4] = {d0, d1, d2, d3};
+  for (int d = 0; d < rank; ++d) t.shape[d] = dims[d];
+  return t;
+}
+
+static rpa_attention_inputs make_inputs(void) {
+  rpa_attention_inputs in;
+  memset(&in, 0, sizeof(in));
+  in.q = tensor(q, RPA_F32, 4, kTokens, kKvHeads, kGroup, kDim);
+  in.k_cache = tensor(k_cache, RPA_F32, 4, kPages, kPage, kKvHeads, kDim);
+  in.v_cache = tensor(v_cache, RPA_F32, 4, kPages, kPage, kKvHeads, kDim);
+  in.block_table = tensor(block_table, RPA_I32, 2, kSlots, kMaxPages, 0, 0);
+  in.seq_lens = tensor(seq_lens, RPA_I32, 1, kSlots, 0, 0, 0);
+  in.query_start_len = tensor(query_start_len, RPA_I32, 1, kSlots + 1, 0, 0, 0);
+  return in;
+}
+
+static rpa_attention_outputs make_outputs(float* o, float* l) {
+  rpa_attention_outputs outputs;
+  memset(&outputs, 0, sizeof(outputs));
+  outputs.out = tensor(o, RPA_F32, 4, kTokens, kKvHeads, kGroup, kDim);
+  if (l != NULL) outputs.lse = tensor(l, RPA_F32, 3, kTokens, kKvHeads, kGroup, 0);
+  for (int i = 0; i < kQElems; ++i) o[i] = kSentinel;
+  return outputs;
+}
+
+static const float* key_or_value(const float* cache, int slot, int pos, int h) {
+  const int page = block_table[slot * kMaxPages + pos / kPage];
+  return cache + ((page * kPage + pos % kPage) * kKvHeads + h) * kDim;
+}
+
+/* max |out - naive| over live rows; lse too when given. */
+static double naive_error(const float* o, const float* l) {
+  const double scale = 1.0 / sqrt((double)kDim);
+  double worst = 0.0;
+  for (int s = 0; s < kSlots; ++s) {
+    const int q_len = query_start_len[s + 1] - query_start_len[s];
+    if (seq_lens[s] == 0 || q_len == 0) continue;
+    for (int i = 0; i < q_len; ++i) {
+      const int t = query_start_len[s] + i, keys = seq_lens[s] - q_len + i + 1;
+      for (int h = 0; h < kKvHeads; ++h) {
+        for (int g = 0; g < kGroup; ++g) {
+          const float* qr = q + ((t * kKvHeads + h) * kGroup + g) * kDim;
+          double logits[kPage * kMaxPages], m = -INFINITY, sum = 0.0, acc[kDim] = {0};
+          for (int j = 0; j < keys; ++j) {
+            const float* kr = key_or_value(k_cache, s, j, h);
+            double dot = 0.0;
+            for (int d = 0; d < kDim; ++d) dot += (double)qr[d] * kr[d];
+            logits[j] = dot * scale;
+            m = fmax(m, logits[j]);
+          }
+          for (int j = 0; j < keys; ++j) {
+            const double p = exp(logits[j] - m);
+            const float* vr = key_or_value(v_cache, s, j, h);
+            sum += p;
+            for (int d = 0; d < kDim; ++d) acc[d] += p * vr[d];
+          }
+          const float* got = o + ((t * kKvHeads + h) * kGroup + g) * kDim;
+          for (int d = 0; d < kDim; ++d) worst = fmax(worst, fabs(got[d] - acc[d] / sum));
+          if (l != NULL)
+            worst = fmax(worst, fabs(l[(t * kKvHeads + h) * kGroup + g] - (m + log(sum))));
+        }
+      }
+    }
+  }
+  return worst;
+}
+
+static void fill_inputs(void) {
+  unsigned state = 12345u;
+  for (int i = 0; i < kQElems; ++i)
+    q[i] = (float)((state = state * 1103515245u + 12345u) >> 16) / 65536.0f - 0.5f;
+  for (int i = 0; i < kKvElems; ++i) {
+    k_cache[i] = (float)((state = state * 1103515245u + 12345u) >> 16) / 65536.0f - 0.5f;
+    v_cache[i] = (float)((state = state * 1103515245u + 12345u) >> 16) / 65536.0f - 0.5f;
+  }
+  /* Page 3 is referenced by no live entry: poison it. */
+  for (int i = 3 * kPage * kKvHeads * kDim; i < 4 * kPage * kKvHeads * kDim; ++i) {
+    k_cache[i] = NAN;
+    v_cache[i] = NAN;
+  }
+}
+
+static int untouched(const float* o) {
+  for (int i = 0; i < kQElems; ++i) {
+    if (o[i] != kSentinel) return 0;
+  }
+  return 1;
+}
+
+static void test_one_shot(void) {
+  const rpa_attention_inputs in = make_inputs();
+  const rpa_attention_outputs outputs = make_outputs(out, lse);
+  CHECK(rpa_attention(&in, NULL, &outputs) == RPA_OK);
+  CHECK(strcmp(rpa_last_error_message(), "") == 0);
+  CHECK(naive_error(out, lse) < 2e-5);
+  /* The padding row is never written. */
+  CHECK(out[5 * kKvHeads * kGroup * kDim] == kSentinel);
+
+  rpa_options options;
+  memset(&options, 0, sizeof(options));
+  options.backend = RPA_BACKEND_REFERENCE;
+  const rpa_attention_outputs reference = make_outputs(out2, NULL);
+  CHECK(rpa_attention(&in, &options, &reference) == RPA_OK);
+  CHECK(naive_error(out2, NULL) < 1e-6);
+}
+
+static void test_plan_and_run(void) {
+  const rpa_attention_inputs in = make_inputs();
+  rpa_plan* plan = NULL;
+  CHECK(rpa_plan_create(&in, NULL, &plan) == RPA_OK);
+  CHECK(plan != NULL);
+  rpa_plan_stats stats;
+  CHECK(rpa_plan_get_stats(plan, &stats) == RPA_OK);
+  CHECK(stats.batch_capacity == kSlots);
+  CHECK(stats.live_slots == 2);
+  CHECK(stats.decode_rows == 1 && stats.prefill_rows == 4);
+
+  rpa_layer_inputs layer;
+  memset(&layer, 0, sizeof(layer));
+  layer.q = in.q;
+  layer.k_cache = in.k_cache;
+  layer.v_cache = in.v_cache;
+  /* The plan holds its own metadata copy: clobbering the caller's buffer
+   * after planning must not matter. */
+  const int32_t saved = block_table[0];
+  block_table[0] = -1;
+  const rpa_attention_outputs planned = make_outputs(out2, NULL);
+  CHECK(rpa_plan_run(plan, &layer, &planned) == RPA_OK);
+  block_table[0] = saved;
+  const rpa_attention_outputs one_shot = make_outputs(out, NULL);
+  CHECK(rpa_attention(&in, NULL, &one_shot) == RPA_OK);
+  CHECK(memcmp(out, out2, sizeof(out)) == 0);
+
+  /* A layer of another geometry is refused with a message. */
+  layer.q.shape[0] = kTokens - 1;
+  const rpa_attention_outputs again = make_outputs(out2, NULL);
+  CHECK(rpa_plan_run(plan, &layer, &again) == RPA_INVALID_ARGUMENT);
+  CHECK(strstr(rpa_last_error_message(), "plan was made for") != NULL);
+  CHECK(untouched(out2));
+  rpa_plan_destroy(plan);
+  rpa_plan_destroy(NULL);
+}
+
+static void test_errors(void) {
+  rpa_attention_inputs in = make_inputs();
+  const rpa_attention_outputs outputs = make_outputs(out, NULL);
+
+  block_table[7] = -1; /* slot 2's second live page */
+  CHECK(rpa_attention(&in, NULL, &outputs) == RPA_INVALID_ARGUMENT);
+  CHECK(strstr(rpa_last_error_message(), "block_table[2, 1] = -1") != NULL);
+  CHECK(untouched(out));
+  rpa_plan* plan = NULL;
+  CHECK(rpa_plan_create(&in, NULL, &plan) == RPA_INVALID_ARGUMENT);
+  CHECK(plan == NULL);
+  block_table[7] = 0;
+
+  in.q.dtype = 9;
+  CHECK(rpa_attention(&in, NULL, &outputs) == RPA_INVALID_ARGUMENT);
+  CHECK(strstr(rpa_last_error_message(), "q: dtype 9 is not an rpa_dtype") != NULL);
+  in.q.dtype = RPA_F32;
+
+  in.q.shape[3] = 72; /* and k, v: a head_dim with no kernel */
+  in.k_cache.shape[3] = 72;
+  in.v_cache.shape[3] = 72;
+  CHECK(rpa_attention(&in, NULL, &outputs) != RPA_OK);
+  CHECK(strlen(rpa_last_error_message()) > 0);
+  in = make_inputs();
+
+  rpa_options options;
+  memset(&options, 0, sizeof(options));
+  options.backend = 42;
+  CHECK(rpa_attention(&in, &options, &outputs) == RPA_INVALID_ARGUMENT);
+  CHECK(strstr(rpa_last_error_message(), "options.backend = 42") != NULL);
+
+  CHECK(rpa_attention(NULL, NULL, &outputs) == RPA_INVALID_ARGUMENT);
+  CHECK(rpa_plan_run(NULL, NULL, NULL) == RPA_INVALID_ARGUMENT);
+  CHECK(rpa_plan_get_stats(NULL, NULL) == RPA_INVALID_ARGUMENT);
+  CHECK(untouched(out));
+
+  /* A successful call clears the message. */
+  CHECK(rpa_attention(&in, NULL, &outputs) == RPA_OK);
+  CHECK(strcmp(rpa_last_error_message(), "") == 0);
+}
+
+int main(void) {
+  fill_inputs();
+  CHECK(strlen(rpa_version()) > 0);
+  CHECK(strcmp(rpa_status_name(RPA_INVALID_ARGUMENT), "invalid argument") == 0);
+  test_one_shot();
+  test_plan_and_run();
+  test_errors();
+  if (failures != 0) {
+    fprintf(stderr, "capi_test: %d check(s) failed\n", failures);
+    return 1;
+  }
+  printf("capi_test: all checks passed\n");
+  return 0;
+}

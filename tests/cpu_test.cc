@@ -1,0 +1,323 @@
+// The CPU backend against the reference on generated batches (NaN-poisoned dead
+// K/V, permuted and shared pages, inactive slots): every dtype, GQA ratio,
+// head_dim and page size, windows, soft cap, sinks and lse, with the planner's
+// sizes and with small ones that force many tiles, chunks and splits, on every
+// SIMD target compiled in; hand-written edge cases; strided views; and
+// bitwise determinism across thread counts and batch compositions.
+#include "cpu/cpu.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "core/compare.h"
+#include "core/problem.h"
+#include "generate/batch.h"
+#include "hwy/targets.h"
+#include "plan/planner.h"
+
+namespace rpa {
+namespace {
+
+struct Outputs {
+  std::vector<uint8_t> out;
+  std::vector<float> lse;
+  AttentionOutputs views;
+};
+
+Outputs make_outputs(const gen::Batch& batch) {
+  Outputs o{batch.make_out(), batch.make_lse(), {}};
+  o.views.out = batch.out_view(o.out);
+  if (batch.spec.lse) o.views.lse = batch.lse_view(o.lse);
+  return o;
+}
+
+Outputs run_reference_backend(const gen::Batch& batch) {
+  Outputs o = make_outputs(batch);
+  const Status s = attention(batch.inputs(), batch.spec.options, o.views, {Backend::kReference});
+  EXPECT_TRUE(s.ok()) << s.message();
+  return o;
+}
+
+// The CPU backend on a plan built with `config` (0 = the planner's sizes).
+Outputs run_cpu_plan(const gen::Batch& batch, const PlanConfig& config, int threads) {
+  Outputs o = make_outputs(batch);
+  Problem problem;
+  Plan plan;
+  EXPECT_TRUE(describe(batch.inputs(), batch.spec.options, &o.views, &problem).ok());
+  EXPECT_TRUE(build_plan(problem, config, &plan).ok());
+  const Status s = run_cpu(problem, plan, batch.inputs(), o.views, threads);
+  EXPECT_TRUE(s.ok()) << s.message();
+  return o;
+}
+
+// The CPU path differs from the reference only by f32 rounding and its exp;
+// bf16/f16 outputs add one rounding of the output itself, so the bound is one
+// output ulp at max |out| plus f32 noise: well inside DESIGN §5.
+double tolerance(const gen::BatchSpec& spec) {
+  if (spec.out_dtype == DType::kBF16) return 8e-3;
+  if (spec.out_dtype == DType::kF16) return 1e-3;
+  return spec.dtype == DType::kF32 ? 2e-6 : 1e-5;
+}
+
+void expect_close(const gen::Batch& batch, const Outputs& got, const Outputs& want) {
+  const Comparison c = compare_outputs(got.views.out, want.views.out, batch.seq_lens.data(),
+                                       batch.query_start_len.data(), batch.spec.batch_capacity);
+  EXPECT_EQ(c.rows, batch.live_rows()) << "seed " << batch.spec.seed;
+  EXPECT_TRUE(c.within(tolerance(batch.spec)))
+      << "seed " << batch.spec.seed << ": relative error " << c.relative_error();
+  if (!batch.spec.lse) return;
+  for (size_t i = 0; i < got.lse.size(); ++i) {
+    if (std::isnan(want.lse[i])) {
+      EXPECT_TRUE(std::isnan(got.lse[i])) << "seed " << batch.spec.seed << " lse " << i;
+    } else {
+      EXPECT_NEAR(got.lse[i], want.lse[i], 2e-5f * std::max(1.0f, std::fabs(want.lse[i])))
+          << "seed " << batch.spec.seed << " lse " << i;
+    }
+  }
+}
+
+gen::BatchSpec random_spec(uint64_t seed) {
+  gen::BatchSpec spec;
+  spec.seed = seed;
+  spec.batch_capacity = 4 + static_cast<int32_t>(seed % 5);
+  spec.num_active = 1 + static_cast<int32_t>(seed % 4);
+  spec.dtype = std::array<DType, 3>{DType::kF32, DType::kBF16, DType::kF16}[seed % 3];
+  spec.out_dtype = seed % 4 == 0 ? DType::kF32 : spec.dtype;
+  spec.page_size = std::array<int32_t, 3>{16, 32, 64}[(seed / 3) % 3];
+  spec.heads_per_kv = std::array<int32_t, 3>{1, 4, 8}[(seed / 2) % 3];
+  spec.num_kv_heads = 1 + static_cast<int32_t>(seed % 2);
+  spec.head_dim = std::array<int32_t, 5>{64, 80, 96, 128, 256}[(seed / 5) % 5];
+  spec.max_context = 260;
+  spec.max_prompt = 90;
+  spec.max_chunk = 40;
+  if (seed % 3 == 1) spec.options.sliding_window = 1 + static_cast<int32_t>(seed * 13 % 90);
+  if (seed % 4 == 2) spec.options.logit_soft_cap = 5.0f;
+  spec.sinks = seed % 5 == 3;
+  spec.lse = seed % 2 == 0;
+  return spec;
+}
+
+// Plan sizes small enough that short sequences still cross tiles, chunks and
+// splits, so every item boundary and the merge run.
+PlanConfig small_config(int32_t page_size, uint64_t seed) {
+  return PlanConfig{static_cast<int32_t>(3 + seed % 7), page_size,
+                    page_size * static_cast<int32_t>(1 + seed % 3)};
+}
+
+TEST(Cpu, MatchesReferenceWithPlannerSizes) {
+  for (uint64_t seed = 1; seed <= 30; ++seed) {
+    const gen::Batch batch = gen::generate(random_spec(seed));
+    expect_close(batch, run_cpu_plan(batch, {}, 2), run_reference_backend(batch));
+  }
+}
+
+TEST(Cpu, MatchesReferenceWithManyTilesChunksAndSplits) {
+  for (uint64_t seed = 100; seed < 130; ++seed) {
+    const gen::Batch batch = gen::generate(random_spec(seed));
+    expect_close(batch, run_cpu_plan(batch, small_config(batch.spec.page_size, seed), 2),
+                 run_reference_backend(batch));
+  }
+}
+
+TEST(Cpu, PublicEntryMatchesReference) {
+  gen::BatchSpec spec = random_spec(7);
+  spec.lse = true;
+  const gen::Batch batch = gen::generate(spec);
+  Outputs got = make_outputs(batch);
+  const Status s = attention(batch.inputs(), spec.options, got.views, {Backend::kCpu, 2});
+  ASSERT_TRUE(s.ok()) << s.message();
+  expect_close(batch, got, run_reference_backend(batch));
+}
+
+TEST(Cpu, DecodeOnlyWithLongContexts) {
+  for (uint64_t seed = 200; seed < 206; ++seed) {
+    gen::BatchSpec spec = random_spec(seed);
+    spec.chunk_weight = spec.fresh_weight = 0.0;
+    spec.num_active = 3;
+    spec.max_context = 1500;
+    const gen::Batch batch = gen::generate(spec);
+    const Outputs want = run_reference_backend(batch);
+    expect_close(batch, run_cpu_plan(batch, {}, 2), want);
+    expect_close(batch, run_cpu_plan(batch, small_config(spec.page_size, seed), 3), want);
+  }
+}
+
+TEST(Cpu, LongPrefillSpansSeveralTiles) {
+  for (uint64_t seed = 300; seed < 304; ++seed) {
+    gen::BatchSpec spec = random_spec(seed);
+    spec.head_dim = 64;
+    spec.num_kv_heads = 1;
+    spec.batch_capacity = 3;
+    // A fresh prompt and a chunk on context, both several tiles long.
+    spec.slots = {{static_cast<int32_t>(250 + seed * 97 % 350), 0},
+                  {static_cast<int32_t>(130 + seed % 40), 90}};
+    const gen::Batch batch = gen::generate(spec);
+    expect_close(batch, run_cpu_plan(batch, {}, 2), run_reference_backend(batch));
+  }
+}
+
+TEST(Cpu, EveryCompiledTarget) {
+  for (const int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    for (uint64_t seed = 400; seed < 406; ++seed) {
+      const gen::Batch batch = gen::generate(random_spec(seed));
+      expect_close(batch, run_cpu_plan(batch, small_config(batch.spec.page_size, seed), 2),
+                   run_reference_backend(batch));
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+// Edge cases at tile, page and window boundaries, each with and without small
+// plan sizes. The planner's tile is 128 / heads_per_kv = 32 rows here.
+TEST(Cpu, EdgeCases) {
+  struct Case {
+    std::vector<gen::SlotSpec> slots;
+    int32_t window;
+  };
+  const std::vector<Case> cases = {
+      {{{32, 0}, {33, 0}, {32, 17}, {33, 31}}, 0},  // q_len = tile and tile + 1
+      {{{16, 48}, {1, 63}, {1, 15}, {64, 0}}, 0},   // seq_len a multiple of the page
+      {{{1, 0}, {2, 0}, {7, 0}}, 0},                // context 0, down to a single key
+      {{{40, 0}, {1, 100}, {45, 30}}, 5},           // window < page; rows see disjoint ranges
+      {{{70, 10}, {1, 40}}, 1},                     // each row sees only itself
+      {{{33, 200}, {1, 300}}, 48},                  // window edge inside a page
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    gen::BatchSpec spec;
+    spec.seed = 500 + i;
+    spec.dtype = spec.out_dtype = DType::kF32;
+    spec.heads_per_kv = 4;
+    spec.page_size = 16;
+    spec.batch_capacity = static_cast<int32_t>(cases[i].slots.size()) + 2;
+    spec.slots = cases[i].slots;
+    spec.options.sliding_window = cases[i].window;
+    spec.sinks = i % 2 == 1;
+    spec.lse = true;
+    const gen::Batch batch = gen::generate(spec);
+    SCOPED_TRACE(i);
+    const Outputs want = run_reference_backend(batch);
+    expect_close(batch, run_cpu_plan(batch, {}, 2), want);
+    expect_close(batch, run_cpu_plan(batch, PlanConfig{5, 16, 32}, 2), want);
+  }
+}
+
+// q, out and the caches with padded outer strides.
+TEST(Cpu, StridedViews) {
+  gen::BatchSpec spec = random_spec(11);
+  spec.dtype = spec.out_dtype = DType::kBF16;
+  spec.lse = false;
+  const gen::Batch batch = gen::generate(spec);
+  AttentionInputs in = batch.inputs();
+  // Copies `view` into `buffer` with `pad` extra elements after each index of dim 0.
+  auto pad_outer = [](const TensorView& view, int64_t pad, std::vector<uint8_t>* buffer) {
+    TensorView padded = view;
+    const int64_t inner = view.strides[0];
+    const int64_t size = dtype_size(view.dtype);
+    padded.strides[0] = inner + pad;
+    buffer->assign(view.shape[0] * (inner + pad) * size, 0xff);
+    for (int64_t i = 0; i < view.shape[0]; ++i) {
+      std::memcpy(buffer->data() + i * (inner + pad) * size,
+                  static_cast<const uint8_t*>(view.data) + i * inner * size, inner * size);
+    }
+    padded.data = buffer->data();
+    return padded;
+  };
+  std::vector<uint8_t> q, k, v, out;
+  in.q = pad_outer(in.q, 24, &q);
+  in.k_cache = pad_outer(in.k_cache, 40, &k);
+  in.v_cache = pad_outer(in.v_cache, 8, &v);
+  Outputs got = make_outputs(batch);
+  got.views.out = pad_outer(got.views.out, 16, &out);
+  const Status s = attention(in, spec.options, got.views, {Backend::kCpu, 2});
+  ASSERT_TRUE(s.ok()) << s.message();
+  expect_close(batch, got, run_reference_backend(batch));
+}
+
+TEST(Cpu, BitwiseIdenticalForAnyThreadCount) {
+  for (uint64_t seed = 600; seed < 606; ++seed) {
+    gen::BatchSpec spec = random_spec(seed);
+    spec.lse = true;
+    spec.batch_capacity = 7;
+    spec.num_active = 5;
+    spec.max_context = 700;
+    const gen::Batch batch = gen::generate(spec);
+    for (const PlanConfig& config : {PlanConfig{}, small_config(spec.page_size, seed)}) {
+      const Outputs one = run_cpu_plan(batch, config, 1);
+      for (int threads : {2, 3}) {
+        const Outputs many = run_cpu_plan(batch, config, threads);
+        EXPECT_EQ(one.out, many.out) << "seed " << seed << ", threads " << threads;
+        EXPECT_EQ(std::memcmp(one.lse.data(), many.lse.data(), one.lse.size() * sizeof(float)), 0)
+            << "seed " << seed << ", threads " << threads;
+      }
+    }
+  }
+}
+
+// Slot s of `batch` run as a batch of its own, at slot 0 of capacity 1, with
+// the same caches: its out rows must be bitwise those it got inside the batch.
+void expect_alone_equals_in_batch(const gen::Batch& batch, int32_t s, const Outputs& in_batch) {
+  const int64_t q_start = batch.query_start_len[s];
+  const int64_t q_len = batch.query_start_len[s + 1] - q_start;
+  const int64_t row_elems =
+      int64_t{batch.spec.num_kv_heads} * batch.spec.heads_per_kv * batch.spec.head_dim;
+  const int64_t q_row_bytes = row_elems * dtype_size(batch.spec.dtype);
+  const int64_t out_row_bytes = row_elems * dtype_size(batch.spec.out_dtype);
+  AttentionInputs in = batch.inputs();
+  std::vector<uint8_t> q(batch.q.begin() + q_start * q_row_bytes,
+                         batch.q.begin() + (q_start + q_len) * q_row_bytes);
+  std::vector<int32_t> table(batch.block_table.begin() + int64_t{s} * batch.max_pages_per_seq,
+                             batch.block_table.begin() + int64_t{s + 1} * batch.max_pages_per_seq);
+  std::vector<int32_t> seq_lens = {batch.seq_lens[s]};
+  std::vector<int32_t> query_start_len = {0, static_cast<int32_t>(q_len)};
+  in.q = TensorView::contiguous(
+      q.data(), batch.spec.dtype,
+      {q_len, batch.spec.num_kv_heads, batch.spec.heads_per_kv, batch.spec.head_dim});
+  in.block_table = TensorView::contiguous(table.data(), DType::kI32, {1, batch.max_pages_per_seq});
+  in.seq_lens = TensorView::contiguous(seq_lens.data(), DType::kI32, {1});
+  in.query_start_len = TensorView::contiguous(query_start_len.data(), DType::kI32, {2});
+  std::vector<uint8_t> out(q_len * out_row_bytes);
+  AttentionOutputs outputs;
+  outputs.out = TensorView::contiguous(
+      out.data(), batch.spec.out_dtype,
+      {q_len, batch.spec.num_kv_heads, batch.spec.heads_per_kv, batch.spec.head_dim});
+  const Status status = attention(in, batch.spec.options, outputs, {Backend::kCpu, 2});
+  ASSERT_TRUE(status.ok()) << status.message();
+  EXPECT_EQ(std::memcmp(out.data(), in_batch.out.data() + q_start * out_row_bytes, out.size()), 0)
+      << "slot " << s;
+}
+
+TEST(Cpu, SequenceAloneBitwiseEqualsSequenceInBatch) {
+  gen::BatchSpec spec;
+  spec.seed = 700;
+  spec.batch_capacity = 8;
+  spec.heads_per_kv = 4;
+  spec.slots = {{1, 2500}, {37, 120}, {1, 50}, {150, 0}, {3, 700}};
+  spec.slot_positions = {1, 3, 4, 6, 7};
+  spec.sinks = true;
+  const gen::Batch batch = gen::generate(spec);
+  Outputs in_batch = make_outputs(batch);
+  ASSERT_TRUE(attention(batch.inputs(), spec.options, in_batch.views, {Backend::kCpu, 3}).ok());
+  for (int32_t s : spec.slot_positions) expect_alone_equals_in_batch(batch, s, in_batch);
+}
+
+TEST(Cpu, NothingActiveWritesNothing) {
+  gen::BatchSpec spec;
+  spec.batch_capacity = 4;
+  spec.slots = {{0, 5}, {0, 40}};  // context but no query rows: inactive
+  const gen::Batch batch = gen::generate(spec);
+  Outputs got = make_outputs(batch);
+  const std::vector<uint8_t> sentinel = got.out;
+  ASSERT_TRUE(attention(batch.inputs(), spec.options, got.views, {Backend::kCpu, 2}).ok());
+  EXPECT_EQ(got.out, sentinel);
+}
+
+}  // namespace
+}  // namespace rpa
