@@ -10,15 +10,26 @@
 namespace rpa::bench {
 namespace {
 
-// One generated batch with an output for rpa and one for the baselines.
+// One generated batch with an output (and lse, when the spec asks for it) for
+// rpa and one for the baselines.
 struct Case {
   explicit Case(const gen::BatchSpec& spec)
-      : batch(gen::generate(spec)), out(batch.make_out()), baseline_out(batch.make_out()) {}
-  AttentionOutputs outputs() { return {batch.out_view(out), {}}; }
-  AttentionOutputs baseline_outputs() { return {batch.out_view(baseline_out), {}}; }
+      : batch(gen::generate(spec)),
+        out(batch.make_out()),
+        baseline_out(batch.make_out()),
+        lse(batch.make_lse()),
+        baseline_lse(batch.make_lse()) {}
+  AttentionOutputs outputs() { return views(out, lse); }
+  AttentionOutputs baseline_outputs() { return views(baseline_out, baseline_lse); }
 
   gen::Batch batch;
   std::vector<uint8_t> out, baseline_out;
+  std::vector<float> lse, baseline_lse;
+
+ private:
+  AttentionOutputs views(std::vector<uint8_t>& o, std::vector<float>& l) {
+    return {batch.out_view(o), batch.spec.lse ? batch.lse_view(l) : TensorView{}};
+  }
 };
 
 std::function<Status()> rpa_call(Case& c, const BenchConfig& config) {

@@ -13,6 +13,7 @@
 #include "bench/runner.h"
 #include "bench/scenarios.h"
 #include "commands.h"
+#include "variant_flags.h"
 
 namespace rpa::cli {
 namespace {
@@ -26,7 +27,15 @@ struct BenchFlags {
   double budget_s = 3.0;
   std::string backend = "auto";
   std::string plot;
+  gen::BatchSpec variant;  // only its options, sinks and lse are used
 };
+
+// Applies the variant flags to a scenario's batches.
+void apply_variant(const gen::BatchSpec& variant, gen::BatchSpec& spec) {
+  spec.options = variant.options;
+  spec.sinks = variant.sinks;
+  spec.lse = variant.lse;
+}
 
 int fail(const std::string& message) {
   std::fprintf(stderr, "rpa bench: %s\n", message.c_str());
@@ -50,6 +59,10 @@ int run_bench(const BenchFlags& flags) {
   std::vector<bench::Scenario> scenarios;
   for (const std::string& name : flags.scenarios) scenarios.push_back(*bench::find_scenario(name));
   if (scenarios.empty()) scenarios = bench::all_scenarios();
+  for (bench::Scenario& scenario : scenarios) {
+    apply_variant(flags.variant, scenario.spec);
+    if (scenario.at_1x) apply_variant(flags.variant, *scenario.at_1x);
+  }
 
   bench::Progress progress(true);
   bench::Report report;
@@ -102,6 +115,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--backend", flags->backend, "auto | reference | single-loop | cpu | cuda");
   cmd->add_option("--plot", flags->plot,
                   "also sweep context length and capacity and draw them into FILE.png");
+  add_variant_flags(cmd, flags->variant);
   cmd->callback([flags, &exit_code] { exit_code = run_bench(*flags); });
 }
 
