@@ -80,12 +80,12 @@ typedef struct rpa_attention_outputs {
 } rpa_attention_outputs;
 
 typedef struct rpa_options {
-  float scale;              /* 0 = 1/sqrt(head_dim); otherwise finite */
-  int32_t sliding_window;   /* W > 0: each query sees its W most recent keys; 0 = off */
-  float logit_soft_cap;     /* c > 0: logit x becomes c * tanh(x / c); 0 = off */
-  int32_t backend;          /* an rpa_backend */
-  int32_t threads;          /* 0 = all available */
-  int32_t skip_validation;  /* nonzero skips the O(batch + live pages) metadata checks */
+  float scale;             /* 0 = 1/sqrt(head_dim); otherwise finite */
+  int32_t sliding_window;  /* W > 0: each query sees its W most recent keys; 0 = off */
+  float logit_soft_cap;    /* c > 0: logit x becomes c * tanh(x / c); 0 = off */
+  int32_t backend;         /* an rpa_backend */
+  int32_t threads;         /* 0 = all available */
+  int32_t skip_validation; /* nonzero skips the O(batch + live pages) metadata checks */
 } rpa_options;
 
 /* The statistics of a plan; see PlanStats in include/rpa/plan.h. */
@@ -150,6 +150,32 @@ rpa_status rpa_plan_get_stats(const rpa_plan* plan, rpa_plan_stats* stats);
 
 /* Frees a plan; NULL is a no-op. */
 void rpa_plan_destroy(rpa_plan* plan);
+
+/* Two attention results over disjoint key sets, for rpa_merge_states:
+ *   out_a, out_b [rows..., head_dim]  f32 | bf16 | f16 (same dtype)
+ *   lse_a, lse_b [rows...]            f32 */
+typedef struct rpa_merge_inputs {
+  rpa_tensor out_a;
+  rpa_tensor lse_a;
+  rpa_tensor out_b;
+  rpa_tensor lse_b;
+} rpa_merge_inputs;
+
+/* Combines two results into the result over the union of their keys (split-KV,
+ * cascades, context parallelism); exact when neither used sinks. `out` is
+ * shaped like out_a, dtype of out_a or f32; `lse` like lse_a. out and lse may
+ * be exactly out_a and lse_a (in place). See include/rpa/merge_states.h. */
+rpa_status rpa_merge_states(const rpa_merge_inputs* inputs, const rpa_tensor* out,
+                            const rpa_tensor* lse);
+
+/* Writes new tokens' K and V into the paged caches:
+ *   k_new, v_new     [num_new_tokens, num_kv_heads, head_dim]  dtype of the caches
+ *   slot_mapping     [num_new_tokens]  i32: page * page_size + offset, -1 = skip
+ *   k_cache, v_cache [num_pages, page_size, num_kv_heads, head_dim]
+ * Slots must be in range and distinct. See include/rpa/write_kv.h. */
+rpa_status rpa_write_kv(const rpa_tensor* k_new, const rpa_tensor* v_new,
+                        const rpa_tensor* slot_mapping, const rpa_tensor* k_cache,
+                        const rpa_tensor* v_cache);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -60,15 +60,20 @@ Borrowed::~Borrowed() {
   if (managed_ != nullptr && managed_->deleter != nullptr) managed_->deleter(managed_);
 }
 
-Status Borrowed::borrow(py::handle object, const char* name, std::optional<DType> raw16) {
-  if (py::isinstance<py::array>(object)) return borrow_numpy(object, name, raw16);
+Status Borrowed::borrow(py::handle object, const char* name, std::optional<DType> raw16,
+                        bool written) {
+  if (py::isinstance<py::array>(object)) return borrow_numpy(object, name, raw16, written);
   if (py::hasattr(object, "__dlpack__")) return borrow_dlpack(object, name, raw16);
   return Status::Invalid(cat(name, " must be a NumPy array or support __dlpack__, not ",
                              std::string(py::str(py::type::handle_of(object).attr("__name__")))));
 }
 
-Status Borrowed::borrow_numpy(py::handle object, const char* name, std::optional<DType> raw16) {
+Status Borrowed::borrow_numpy(py::handle object, const char* name, std::optional<DType> raw16,
+                              bool written) {
   auto array = py::reinterpret_borrow<py::array>(object);
+  if (written && !array.writeable()) {
+    return Status::Invalid(cat(name, " is a read-only array, and rpa writes into it"));
+  }
   const py::dtype dt = array.dtype();
   const std::string described = py::str(static_cast<py::handle>(dt));
   if (dt.byteorder() == '>') {

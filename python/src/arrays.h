@@ -25,13 +25,15 @@ class Borrowed {
 
   // Views `object` as tensor `name`. 16-bit unsigned integers hold raw float
   // bits, so they need `raw16` (bf16 or f16) to say which; a typed float
-  // array must agree with `raw16` when it is given.
-  Status borrow(py::handle object, const char* name, std::optional<DType> raw16);
+  // array must agree with `raw16` when it is given. A tensor rpa writes into
+  // (`written`) must not be a read-only NumPy array.
+  Status borrow(py::handle object, const char* name, std::optional<DType> raw16,
+                bool written = false);
 
   const TensorView& view() const { return view_; }
 
  private:
-  Status borrow_numpy(py::handle array, const char* name, std::optional<DType> raw16);
+  Status borrow_numpy(py::handle array, const char* name, std::optional<DType> raw16, bool written);
   Status borrow_dlpack(py::handle object, const char* name, std::optional<DType> raw16);
 
   TensorView view_;

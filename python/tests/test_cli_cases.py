@@ -106,3 +106,19 @@ def test_broken_case_writes_nothing(tmp_path):
     verify = rpa_cli("verify", tmp_path / "t.safetensors")
     assert verify.returncode == 1 and "truncated" in verify.stderr
     assert not out_file.exists()
+
+
+def test_plan_of_a_case_matches_the_module(tmp_path):
+    import json
+    case = tmp_path / "c.safetensors"
+    assert rpa_cli("gen", "--out", case, "--seed", 11, "--sliding-window", 30).returncode == 0
+    plan = rpa_cli("plan", case, "--json")
+    assert plan.returncode == 0, plan.stderr
+    stats = json.loads(plan.stdout)
+    tensors, _ = read_safetensors(case)
+    expected = rpa.plan_stats(**tensors, dtype="bf16", sliding_window=30)
+    for key in ("items", "decode_items", "prefill_items", "live_rows", "visible_kv_tokens",
+                "capacity_kv_tokens"):
+        assert stats[key] == expected[key], key
+    missing = rpa_cli("plan", tmp_path / "absent.safetensors")
+    assert missing.returncode == 1 and "absent.safetensors" in missing.stderr

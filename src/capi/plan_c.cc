@@ -26,6 +26,7 @@ struct rpa_plan {
 namespace rpa::capi {
 namespace {
 
+// A dense copy of a checked 1-D or 2-D i32 view, and a view of the copy.
 TensorView copy_metadata(const TensorView& view, std::vector<int32_t>* copy) {
   const int64_t rows = view.rank == 2 ? view.shape[0] : 1;
   const int64_t cols = view.shape[view.rank - 1];
@@ -37,10 +38,8 @@ TensorView copy_metadata(const TensorView& view, std::vector<int32_t>* copy) {
       (*copy)[r * cols + c] = view.as<const int32_t>()[at];
     }
   }
-  TensorView dense = view.rank == 2
-                         ? TensorView::contiguous(copy->data(), DType::kI32, {rows, cols})
-                         : TensorView::contiguous(copy->data(), DType::kI32, {cols});
-  return dense;
+  return view.rank == 2 ? TensorView::contiguous(copy->data(), DType::kI32, {rows, cols})
+                        : TensorView::contiguous(copy->data(), DType::kI32, {cols});
 }
 
 std::string shape_text(const TensorView& v) {

@@ -15,13 +15,13 @@ namespace rpa::cases {
 Status open_for_reading(const std::string& path, std::ifstream* file, int64_t* size) {
   std::error_code error;
   if (std::filesystem::is_directory(path, error)) {
-    return Status::Invalid(cat("'", path, "' is a directory, not a file"));
+    return Status::Invalid("is a directory, not a file");
   }
   const auto bytes = std::filesystem::file_size(path, error);
-  if (error) return Status::Invalid(cat("cannot read '", path, "': ", error.message()));
+  if (error) return Status::Invalid(cat("cannot read: ", error.message()));
   file->open(path, std::ios::binary);
   if (!file->is_open()) {
-    return Status::Invalid(cat("cannot open '", path, "': ", std::strerror(errno)));
+    return Status::Invalid(cat("cannot open: ", std::strerror(errno)));
   }
   *size = static_cast<int64_t>(bytes);
   return Status::Ok();
@@ -45,13 +45,13 @@ Status write_file_atomically(const std::string& path,
   {
     std::ofstream file(temp, std::ios::binary | std::ios::trunc);
     if (!file.is_open()) {
-      return Status::Invalid(cat("cannot create '", temp, "': ", std::strerror(errno)));
+      return Status::Invalid(cat("cannot write '", path, "': ", std::strerror(errno)));
     }
     body(file);
     file.flush();
     if (!file) {
       std::remove(temp.c_str());
-      return Status::Internal(cat("writing '", temp, "' failed: ", std::strerror(errno)));
+      return Status::Internal(cat("writing '", path, "' failed: ", std::strerror(errno)));
     }
   }
   std::error_code error;

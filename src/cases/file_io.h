@@ -10,7 +10,8 @@
 
 namespace rpa::cases {
 
-// Opens `path` for binary reading and reports its size in bytes.
+// Opens `path` for binary reading and reports its size in bytes. Messages do
+// not repeat the path: the readers prefix it to every message they return.
 Status open_for_reading(const std::string& path, std::ifstream* file, int64_t* size);
 
 // Reads exactly `count` bytes at `offset` into `out`.

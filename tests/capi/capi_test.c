@@ -1,7 +1,8 @@
 /* The C API from plain C: a ragged batch (a decode row, a chunked prefill and
  * an inactive slot between them, pages out of order) checked against a naive
- * double-precision loop written here; plan + run against one-shot; and the
- * error paths: codes, messages, and outputs left untouched. */
+ * double-precision loop written here; plan + run against one-shot;
+ * merge_states and write_kv; and the error paths: codes, messages, and
+ * outputs left untouched. */
 #include <math.h>
 #include <rpa/rpa.h>
 #include <stdio.h>
@@ -230,6 +231,59 @@ static void test_errors(void) {
   CHECK(strcmp(rpa_last_error_message(), "") == 0);
 }
 
+static void test_merge_states(void) {
+  const rpa_attention_inputs in = make_inputs();
+  const rpa_attention_outputs outputs = make_outputs(out, lse);
+  CHECK(rpa_attention(&in, NULL, &outputs) == RPA_OK);
+  /* A result merged with itself keeps out and doubles the denominator. */
+  static float merged[kQElems], merged_lse[kTokens * kKvHeads * kGroup];
+  rpa_merge_inputs parts;
+  memset(&parts, 0, sizeof(parts));
+  parts.out_a = parts.out_b = outputs.out;
+  parts.lse_a = parts.lse_b = outputs.lse;
+  const rpa_tensor merged_out = tensor(merged, RPA_F32, 4, kTokens, kKvHeads, kGroup, kDim);
+  const rpa_tensor merged_lse_t = tensor(merged_lse, RPA_F32, 3, kTokens, kKvHeads, kGroup, 0);
+  CHECK(rpa_merge_states(&parts, &merged_out, &merged_lse_t) == RPA_OK);
+  const int live = 5 * kKvHeads * kGroup;
+  for (int i = 0; i < live * kDim; ++i) CHECK(fabsf(merged[i] - out[i]) <= 1e-6f);
+  for (int i = 0; i < live; ++i) CHECK(fabsf(merged_lse[i] - (lse[i] + logf(2.0f))) <= 1e-5f);
+
+  parts.lse_b.dtype = RPA_BF16;
+  CHECK(rpa_merge_states(&parts, &merged_out, &merged_lse_t) == RPA_INVALID_ARGUMENT);
+  CHECK(strstr(rpa_last_error_message(), "lse_b") != NULL);
+  CHECK(rpa_merge_states(NULL, NULL, NULL) == RPA_INVALID_ARGUMENT);
+}
+
+static void test_write_kv(void) {
+  enum { kCachePages = 2, kNew = 2 };
+  static float k_new[kNew * kKvHeads * kDim], v_new[kNew * kKvHeads * kDim];
+  static float kc[kCachePages * kPage * kKvHeads * kDim], vc[kCachePages * kPage * kKvHeads * kDim];
+  for (int i = 0; i < kNew * kKvHeads * kDim; ++i) {
+    k_new[i] = (float)i;
+    v_new[i] = -(float)i;
+  }
+  int32_t slot_mapping[kNew] = {kPage + 2, -1}; /* page 1, offset 2; then padding */
+  const rpa_tensor kn = tensor(k_new, RPA_F32, 3, kNew, kKvHeads, kDim, 0);
+  const rpa_tensor vn = tensor(v_new, RPA_F32, 3, kNew, kKvHeads, kDim, 0);
+  const rpa_tensor slots = tensor(slot_mapping, RPA_I32, 1, kNew, 0, 0, 0);
+  const rpa_tensor kct = tensor(kc, RPA_F32, 4, kCachePages, kPage, kKvHeads, kDim);
+  const rpa_tensor vct = tensor(vc, RPA_F32, 4, kCachePages, kPage, kKvHeads, kDim);
+  CHECK(rpa_write_kv(&kn, &vn, &slots, &kct, &vct) == RPA_OK);
+  const int row = (kPage + 2) * kKvHeads * kDim, row_size = kKvHeads * kDim;
+  for (int i = 0; i < kCachePages * kPage * kKvHeads * kDim; ++i) {
+    const int inside = i >= row && i < row + row_size;
+    CHECK(kc[i] == (inside ? k_new[i - row] : 0.0f));
+    CHECK(vc[i] == (inside ? v_new[i - row] : 0.0f));
+  }
+
+  slot_mapping[1] = kCachePages * kPage; /* one past the last slot */
+  memset(kc, 0, sizeof(kc));
+  CHECK(rpa_write_kv(&kn, &vn, &slots, &kct, &vct) == RPA_INVALID_ARGUMENT);
+  CHECK(strstr(rpa_last_error_message(), "slot_mapping[1]") != NULL);
+  for (int i = 0; i < kCachePages * kPage * kKvHeads * kDim; ++i) CHECK(kc[i] == 0.0f);
+  CHECK(rpa_write_kv(NULL, &vn, &slots, &kct, &vct) == RPA_INVALID_ARGUMENT);
+}
+
 int main(void) {
   fill_inputs();
   CHECK(strlen(rpa_version()) > 0);
@@ -237,6 +291,8 @@ int main(void) {
   test_one_shot();
   test_plan_and_run();
   test_errors();
+  test_merge_states();
+  test_write_kv();
   if (failures != 0) {
     fprintf(stderr, "capi_test: %d check(s) failed\n", failures);
     return 1;

@@ -1,9 +1,11 @@
 // `rpa plan`: plan the demo scenario or a generated batch and print the
 // useful-work statistics.
 #include <cstdio>
+#include <stdexcept>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "cases/case_file.h"
 #include "commands.h"
 #include "generate/batch.h"
 #include "rpa/plan.h"
@@ -13,6 +15,7 @@ namespace rpa::cli {
 namespace {
 
 struct PlanFlags {
+  std::string case_path;  // plan this case file instead of a generated batch
   gen::BatchSpec spec = gen::demo_spec();
   bool generated = false;
   bool json = false;
@@ -44,7 +47,15 @@ nlohmann::json stats_json(const Plan& plan) {
   };
 }
 
-int run_plan(PlanFlags& flags) {
+// The inputs to plan: a case file, the demo, or a generated batch. `batch` and
+// `loaded` own the buffers the returned views point into.
+Status planned_inputs(PlanFlags& flags, gen::Batch& batch, cases::Case& loaded,
+                      AttentionInputs* inputs, AttentionOptions* options) {
+  if (!flags.case_path.empty()) {
+    RPA_RETURN_IF_ERROR(cases::load_case(flags.case_path, &loaded));
+    *options = loaded.options;
+    return loaded.inputs(inputs);
+  }
   if (flags.generated) {
     const gen::BatchSpec defaults;
     flags.spec.num_kv_heads = defaults.num_kv_heads;
@@ -53,9 +64,25 @@ int run_plan(PlanFlags& flags) {
     flags.spec.slots.clear();
     flags.spec.slot_positions.clear();
   }
-  const gen::Batch batch = gen::generate(flags.spec);
+  try {
+    batch = gen::generate(flags.spec);
+  } catch (const std::invalid_argument& e) {
+    return Status::Invalid(e.what());
+  }
+  *inputs = batch.inputs();
+  *options = batch.spec.options;
+  return Status::Ok();
+}
+
+int run_plan(PlanFlags& flags) {
+  gen::Batch batch;
+  cases::Case loaded;
+  AttentionInputs inputs;
+  AttentionOptions options;
   Plan plan;
-  if (Status s = make_plan(batch.inputs(), batch.spec.options, &plan, flags.config); !s.ok()) {
+  Status s = planned_inputs(flags, batch, loaded, &inputs, &options);
+  if (s.ok()) s = make_plan(inputs, options, &plan, flags.config);
+  if (!s.ok()) {
     std::fprintf(stderr, "rpa plan: %s\n", s.message().c_str());
     return 1;
   }
@@ -64,7 +91,10 @@ int run_plan(PlanFlags& flags) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf("rpa plan: %s\n", flags.generated ? "generated batch" : "demo scenario");
+  const std::string what = !flags.case_path.empty() ? flags.case_path
+                           : flags.generated        ? "generated batch"
+                                                    : "demo scenario";
+  std::printf("rpa plan: %s\n", what.c_str());
   for (const auto& [key, value] : j.items()) std::printf("  %-20s %s\n", key.c_str(), value.dump().c_str());
   return 0;
 }
@@ -74,7 +104,8 @@ int run_plan(PlanFlags& flags) {
 void add_plan_command(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<PlanFlags>();
   CLI::App* cmd = app.add_subcommand(
-      "plan", "Plan the demo scenario (default) or a generated batch and print its statistics");
+      "plan", "Plan a case file, the demo scenario (default) or a generated batch; print its statistics");
+  cmd->add_option("case", flags->case_path, "a .safetensors case file or .npy case directory");
   cmd->add_flag("--generate", flags->generated, "plan a random batch instead of the demo");
   cmd->add_option("--seed", flags->spec.seed, "generator seed");
   cmd->add_option("--capacity", flags->spec.batch_capacity, "batch capacity (with --generate)")
