@@ -148,6 +148,24 @@ TEST(Cpu, DecodeOnlyWithLongContexts) {
   }
 }
 
+// Decode rows of several kv heads whose short window leaves most of their
+// items, and the first keys of a block, out of range: the key blocks walk past
+// empty items, and every chain prefetches the next block's rows of its head.
+TEST(Cpu, DecodeWindowsSkipWholeItems) {
+  for (uint64_t seed = 210; seed < 214; ++seed) {
+    gen::BatchSpec spec = random_spec(seed);
+    spec.chunk_weight = spec.fresh_weight = 0.0;
+    spec.num_active = 3;
+    spec.num_kv_heads = 3;
+    spec.max_context = 1200;
+    spec.options.sliding_window = static_cast<int32_t>(20 + seed % 50);
+    const gen::Batch batch = gen::generate(spec);
+    const Outputs want = run_reference_backend(batch);
+    expect_close(batch, run_cpu_plan(batch, {}, 2), want);
+    expect_close(batch, run_cpu_plan(batch, small_config(spec.page_size, seed), 3), want);
+  }
+}
+
 TEST(Cpu, LongPrefillSpansSeveralTiles) {
   for (uint64_t seed = 300; seed < 304; ++seed) {
     gen::BatchSpec spec = random_spec(seed);

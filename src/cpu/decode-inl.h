@@ -18,6 +18,7 @@
 #include "cpu/call.h"
 #include "cpu/epilogue.h"
 #include "cpu/load-inl.h"
+#include "hwy/cache_control.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
 
@@ -33,6 +34,9 @@ inline constexpr int kDecodeKeys = 32;
 // Query heads per register block: 4 heads x 2 keys of dot-product accumulators,
 // or 4 heads x 2 vectors of o, leave room for the loads in 16 AVX2 registers.
 inline constexpr int kDecodeHeads = 4;
+
+// Bytes per prefetch: the cache line of x86 and of most Arm cores.
+inline constexpr int64_t kCacheLine = 64;
 
 // Per-thread scratch of the decode path (D = head_dim).
 // H counts the query heads of every chain of a task: chains x heads_per_kv.
@@ -129,12 +133,41 @@ HWY_INLINE void DecodeScores(const float* HWY_RESTRICT q, int64_t dim, const T* 
   }
 }
 
+// The K and V rows to prefetch while a chain computes a key block: its rows of
+// the next block, row n at k[n] + k_offset and v[n] + v_offset.
+template <typename T>
+struct AheadRows {
+  const T* const* k = nullptr;
+  const T* const* v = nullptr;
+  int64_t k_offset = 0;
+  int64_t v_offset = 0;
+  int count = 0;
+};
+
+template <typename T>
+HWY_INLINE void PrefetchRow(const T* row, int64_t dim) {
+  const char* bytes = reinterpret_cast<const char*>(row);
+  const int64_t size = dim * static_cast<int64_t>(sizeof(T));
+  for (int64_t b = 0; b < size; b += kCacheLine) hwy::Prefetch(bytes + b);
+}
+
+// Scores of a block, pair of keys by pair of keys, each pair followed by the
+// prefetch of the same keys' rows of the next block: spread through the
+// block, the prefetches keep DRAM busy while the FMAs run.
 template <int GB, typename T>
-HWY_INLINE void DecodeScoresBlock(const float* q, int64_t dim, const T* const* k, int nb,
-                                  float* s) {
-  int n = 0;
-  for (; n + 2 <= nb; n += 2) DecodeScores<GB, 2>(q, dim, k + n, s + n);
-  if (n < nb) DecodeScores<GB, 1>(q, dim, k + n, s + n);
+HWY_INLINE void DecodeScoresBlock(const float* q, int64_t dim, const T* const* k, int nb, float* s,
+                                  const AheadRows<T>& ahead) {
+  for (int n = 0; n < std::max(nb, ahead.count); n += 2) {
+    if (n + 2 <= nb) {
+      DecodeScores<GB, 2>(q, dim, k + n, s + n);
+    } else if (n < nb) {
+      DecodeScores<GB, 1>(q, dim, k + n, s + n);
+    }
+    for (int j = n; j < std::min(n + 2, ahead.count); ++j) {
+      PrefetchRow(ahead.k[j] + ahead.k_offset, dim);
+      PrefetchRow(ahead.v[j] + ahead.v_offset, dim);
+    }
+  }
 }
 
 // o_g[d, d + NV * lanes) = alpha_g * o_g + sum_n p[g][n] * v_n for GB heads;
@@ -236,6 +269,58 @@ HWY_INLINE void DecodeSoftmax(int64_t heads, int nb, float cap, const DecodeScra
   }
 }
 
+// One block of at most kDecodeKeys keys of a decode task: the K and V rows of
+// kv head 0 of each key (kv head h's are h rows further), and the index in its
+// chain of the item the keys belong to.
+template <typename T>
+struct KeyBlock {
+  int32_t item = 0;
+  int count = 0;
+  const T* k[kDecodeKeys];
+  const T* v[kDecodeKeys];
+};
+
+// Walks the key blocks of a decode task in order. Every chain of a task reads
+// the same keys of the same items (call.cc), so one walk over the first
+// chain's items serves them all.
+template <typename T>
+class KeyBlocks {
+ public:
+  KeyBlocks(const CpuCall& call, const Chain& chain, int64_t lo, int64_t hi)
+      : call_(call),
+        chain_(chain),
+        lo_(lo),
+        hi_(hi),
+        cursor_(*call.plan, chain.items[0], chain.items[0].kv_begin) {}
+
+  // Fills `block` with the next block; false once every key has been walked.
+  bool next(KeyBlock<T>* block) {
+    while (key_ >= end_) {
+      if (++item_ >= chain_.count) return false;
+      const WorkItem& item = chain_.items[item_];
+      key_ = std::max<int64_t>(item.kv_begin, lo_);
+      end_ = std::min<int64_t>(item.kv_end, hi_);
+      if (key_ < end_) cursor_ = KeyCursor(*call_.plan, item, key_);
+    }
+    block->item = item_;
+    block->count = static_cast<int>(std::min<int64_t>(kDecodeKeys, end_ - key_));
+    for (int n = 0; n < block->count; ++n, cursor_.next()) {
+      block->k[n] = call_.k_cache.row<const T>(cursor_.page(), cursor_.slot(), 0);
+      block->v[n] = call_.v_cache.row<const T>(cursor_.page(), cursor_.slot(), 0);
+    }
+    key_ += block->count;
+    return true;
+  }
+
+ private:
+  const CpuCall& call_;
+  const Chain& chain_;
+  int64_t lo_, hi_;
+  int32_t item_ = -1;
+  int64_t key_ = 0, end_ = 0;
+  KeyCursor cursor_;
+};
+
 // Runs one decode task: the chains of one query row and split for several kv
 // heads (call.h), key block by key block, each chain with its own state, so
 // that every page is read contiguously once. Flushes every chain.
@@ -262,39 +347,51 @@ void RunDecodeTask(const CpuCall& call, const Chain* chains, int32_t count,
   const int64_t hi = std::min<int64_t>(first.q_pos + 1, first.seq_len);
   const int64_t lo =
       pb.sliding_window > 0 ? std::max<int64_t>(0, first.q_pos - pb.sliding_window + 1) : 0;
-  int64_t pages[kDecodeKeys], slots[kDecodeKeys];
+  const int64_t k_head_stride = call.k_cache.s[2];
+  const int64_t v_head_stride = call.v_cache.s[2];
   const T* k_rows[kDecodeKeys];
   const T* v_rows[kDecodeKeys];
-  // Every chain of the task has the same items' key ranges (call.cc).
-  for (int32_t it = 0; it < chains[0].count; ++it) {
-    const WorkItem& item = chains[0].items[it];
-    const int64_t begin = std::max<int64_t>(item.kv_begin, lo);
-    const int64_t end = std::min<int64_t>(item.kv_end, hi);
-    if (begin >= end) continue;
-    KeyCursor cursor(*call.plan, item, begin);
-    for (int64_t key = begin; key < end; key += kDecodeKeys) {
-      const int nb = static_cast<int>(std::min<int64_t>(kDecodeKeys, end - key));
-      for (int n = 0; n < nb; ++n, cursor.next()) {
-        pages[n] = cursor.page();
-        slots[n] = cursor.slot();
+  KeyBlocks<T> walk(call, chains[0], lo, hi);
+  KeyBlock<T> blocks[2];
+  bool more = walk.next(&blocks[0]);
+  for (int cur = 0; more; cur ^= 1) {
+    const KeyBlock<T>& block = blocks[cur];
+    const KeyBlock<T>& ahead = blocks[cur ^ 1];
+    more = walk.next(&blocks[cur ^ 1]);
+    // A software prefetch that misses the TLB is dropped (measured on Zen 3
+    // with 4 KiB pages: prefetching the next block gained nothing until the
+    // pool sat on huge pages). One demand load per row of the next block walks
+    // its pages into the TLB now, so that the prefetches below land; these
+    // loads miss together, costing one DRAM latency per block.
+    const int ahead_count = more ? ahead.count : 0;
+    const int64_t h_touch = chains[0].items[ahead.item].kv_head;
+    for (int n = 0; n < ahead_count; ++n) {
+      static_cast<void>(
+          *reinterpret_cast<const volatile char*>(ahead.k[n] + h_touch * k_head_stride));
+      static_cast<void>(
+          *reinterpret_cast<const volatile char*>(ahead.v[n] + h_touch * v_head_stride));
+    }
+    const int nb = block.count;
+    for (int32_t c = 0; c < count; ++c) {
+      const DecodeScratch st = scratch.shifted(c * heads, dim);
+      const int64_t h = chains[c].items[block.item].kv_head;
+      for (int n = 0; n < nb; ++n) {
+        k_rows[n] = block.k[n] + h * k_head_stride;
+        v_rows[n] = block.v[n] + h * v_head_stride;
       }
-      for (int32_t c = 0; c < count; ++c) {
-        const DecodeScratch st = scratch.shifted(c * heads, dim);
-        const int64_t h = chains[c].items[it].kv_head;
-        for (int n = 0; n < nb; ++n) {
-          k_rows[n] = call.k_cache.row<const T>(pages[n], slots[n], h);
-          v_rows[n] = call.v_cache.row<const T>(pages[n], slots[n], h);
-        }
-        ForHeadBlocks(heads, [&](auto gb, int64_t g0) {
-          DecodeScoresBlock<decltype(gb)::value>(st.q + g0 * dim, dim, k_rows, nb,
-                                                 st.s + g0 * kDecodeKeys);
-        });
-        DecodeSoftmax(heads, nb, pb.logit_soft_cap, st);
-        ForHeadBlocks(heads, [&](auto gb, int64_t g0) {
-          DecodeAccumulateBlock<decltype(gb)::value>(st.s + g0 * kDecodeKeys, v_rows, nb,
-                                                     st.alpha + g0, dim, st.o + g0 * dim);
-        });
-      }
+      const int64_t h_ahead = chains[c].items[ahead.item].kv_head;
+      const AheadRows<T> ahead_rows{ahead.k, ahead.v, h_ahead * k_head_stride,
+                                    h_ahead * v_head_stride, ahead_count};
+      ForHeadBlocks(heads, [&](auto gb, int64_t g0) {
+        DecodeScoresBlock<decltype(gb)::value>(st.q + g0 * dim, dim, k_rows, nb,
+                                               st.s + g0 * kDecodeKeys,
+                                               g0 == 0 ? ahead_rows : AheadRows<T>{});
+      });
+      DecodeSoftmax(heads, nb, pb.logit_soft_cap, st);
+      ForHeadBlocks(heads, [&](auto gb, int64_t g0) {
+        DecodeAccumulateBlock<decltype(gb)::value>(st.s + g0 * kDecodeKeys, v_rows, nb,
+                                                   st.alpha + g0, dim, st.o + g0 * dim);
+      });
     }
   }
   for (int32_t c = 0; c < count; ++c) {
