@@ -18,24 +18,12 @@
 #include "core/compare.h"
 #include "core/problem.h"
 #include "generate/batch.h"
+#include "owned_outputs.h"
 #include "hwy/targets.h"
 #include "plan/planner.h"
 
 namespace rpa {
 namespace {
-
-struct Outputs {
-  std::vector<uint8_t> out;
-  std::vector<float> lse;
-  AttentionOutputs views;
-};
-
-Outputs make_outputs(const gen::Batch& batch) {
-  Outputs o{batch.make_out(), batch.make_lse(), {}};
-  o.views.out = batch.out_view(o.out);
-  if (batch.spec.lse) o.views.lse = batch.lse_view(o.lse);
-  return o;
-}
 
 Outputs run_reference_backend(const gen::Batch& batch) {
   Outputs o = make_outputs(batch);

@@ -10,6 +10,7 @@
 #include "core/compare.h"
 #include "core/problem.h"
 #include "generate/batch.h"
+#include "owned_outputs.h"
 #include "plan/planner.h"
 #include "single_loop/single_loop.h"
 
@@ -35,19 +36,6 @@ gen::BatchSpec variant_spec(uint64_t seed) {
   spec.sinks = seed % 5 == 3;
   spec.lse = seed % 2 == 0;
   return spec;
-}
-
-struct Outputs {
-  std::vector<uint8_t> out;
-  std::vector<float> lse;
-  AttentionOutputs views;
-};
-
-Outputs make_outputs(const gen::Batch& batch) {
-  Outputs o{batch.make_out(), batch.make_lse(), {}};
-  o.views.out = batch.out_view(o.out);
-  if (batch.spec.lse) o.views.lse = batch.lse_view(o.lse);
-  return o;
 }
 
 void expect_matches_reference(const gen::Batch& batch, const PlanConfig& config) {
