@@ -53,6 +53,8 @@ struct Call {
   std::vector<int32_t> seq_lens = {10, 0, 17, 5};
   std::vector<int32_t> query_start_len = {0, 1, 1, 6, 6};
   std::vector<float> sinks = std::vector<float>(kKvHeads * kHeadsPerKv, 0.0f);
+  std::vector<float> k_scale = {0.5f, 2.0f};  // per kv head, used by quantize()
+  std::vector<float> v_scale = {0.25f};       // per tensor
   std::vector<float> out = std::vector<float>(q.size());
   std::vector<float> lse = std::vector<float>(kTokens * kKvHeads * kHeadsPerKv);
 
@@ -87,6 +89,19 @@ struct Call {
     inputs.q.dtype = t;
     inputs.k_cache.dtype = t;
     inputs.v_cache.dtype = t;
+  }
+
+  // Relabels the caches as fp8 e4m3 (the f32 buffers hold more than enough
+  // bytes) with a per-kv-head k_scale and a per-tensor v_scale.
+  void quantize() {
+    inputs.k_cache.dtype = DType::kF8E4M3;
+    inputs.v_cache.dtype = DType::kF8E4M3;
+    inputs.k_cache = TensorView::contiguous(k.data(), DType::kF8E4M3,
+                                            {kPages, kPageSize, kKvHeads, kHeadDim});
+    inputs.v_cache = TensorView::contiguous(v.data(), DType::kF8E4M3,
+                                            {kPages, kPageSize, kKvHeads, kHeadDim});
+    inputs.k_scale = TensorView::contiguous(k_scale.data(), DType::kF32, {kKvHeads});
+    inputs.v_scale = TensorView::contiguous(v_scale.data(), DType::kF32, {1});
   }
 
   int32_t& page(int64_t slot, int64_t p) { return block_table[slot * kMaxPages + p]; }
@@ -134,6 +149,21 @@ TEST(Validate, HandBuiltCallIsValid) {
   EXPECT_EQ(p.query_start_len, call.query_start_len.data());
   EXPECT_EQ(p.sinks, call.sinks.data());
   EXPECT_TRUE(p.active(0) && !p.active(1) && p.active(2) && !p.active(3));
+}
+
+TEST(Validate, Fp8CachesWithTheirScalesAreValid) {
+  Call call;
+  call.quantize();
+  Problem p;
+  const Status status = describe_and_check(call, &p);
+  ASSERT_TRUE(status.ok()) << status.message();
+  EXPECT_EQ(p.dtype, DType::kF32);
+  EXPECT_EQ(p.kv_dtype, DType::kF8E4M3);
+  EXPECT_TRUE(p.quantized_kv());
+  EXPECT_EQ(p.k_scale_of(0), 0.5f);
+  EXPECT_EQ(p.k_scale_of(1), 2.0f);
+  EXPECT_EQ(p.v_scale_of(0), 0.25f);
+  EXPECT_EQ(p.v_scale_of(1), 0.25f);  // per tensor: every head reads element 0
 }
 
 TEST(Validate, OptionsAreResolvedIntoTheProblem) {
@@ -402,11 +432,75 @@ const Breakage kShapeBreakages[] = {
     {"KCacheDType",
      [](Call& c) { c.inputs.k_cache.dtype = DType::kBF16; },
      kInvalid,
-     {"k_cache.dtype = bf16 must be q.dtype (f32)"}},
+     {"k_cache.dtype = bf16 must be q.dtype (f32) or fp8_e4m3"}},
     {"VCacheDType",
      [](Call& c) { c.inputs.v_cache.dtype = DType::kF16; },
      kInvalid,
-     {"v_cache.dtype = f16 must be q.dtype (f32)"}},
+     {"v_cache.dtype = f16 must be k_cache.dtype (f32)"}},
+    // fp8 caches and their scales.
+    {"Fp8KeysWithF32Values",
+     [](Call& c) {
+       c.quantize();
+       c.inputs.v_cache.dtype = DType::kF32;
+     },
+     kInvalid,
+     {"v_cache.dtype = f32 must be k_cache.dtype (fp8_e4m3)"}},
+    {"Fp8WithoutKScale",
+     [](Call& c) {
+       c.quantize();
+       c.inputs.k_scale = {};
+     },
+     kInvalid,
+     {"k_scale is missing: k_cache.dtype = fp8_e4m3 needs f32 scales [1] or [num_kv_heads]"}},
+    {"Fp8WithoutVScale",
+     [](Call& c) {
+       c.quantize();
+       c.inputs.v_scale = {};
+     },
+     kInvalid,
+     {"v_scale is missing"}},
+    {"ScaleWithoutFp8",
+     [](Call& c) {
+       c.inputs.v_scale = TensorView::contiguous(c.v_scale.data(), DType::kF32, {1});
+     },
+     kInvalid,
+     {"v_scale is given but k_cache.dtype = f32: scales belong to fp8_e4m3 caches only"}},
+    {"ScaleDType",
+     [](Call& c) {
+       c.quantize();
+       c.inputs.k_scale.dtype = DType::kBF16;
+     },
+     kInvalid,
+     {"k_scale.dtype = bf16 must be f32"}},
+    {"ScaleRank",
+     [](Call& c) {
+       c.quantize();
+       c.inputs.k_scale = TensorView::contiguous(c.k_scale.data(), DType::kF32, {1, 2});
+     },
+     kInvalid,
+     {"k_scale.rank = 2 must be 1: k_scale is [1] or [num_kv_heads]"}},
+    {"ScaleExtent",
+     [](Call& c) {
+       c.quantize();
+       c.inputs.v_scale = TensorView::contiguous(c.q.data(), DType::kF32, {3});
+     },
+     kInvalid,
+     {"v_scale.shape[0] = 3 must be 1 (per tensor) or q.shape[1] = 2 (num_kv_heads, per kv "
+      "head)"}},
+    {"ScaleNullData",
+     [](Call& c) {
+       c.quantize();
+       c.inputs.k_scale.data = nullptr;
+     },
+     kInvalid,
+     {"k_scale.data is null but k_scale has 2 elements"}},
+    {"ScaleInsideOut",
+     [](Call& c) {
+       c.quantize();
+       c.inputs.v_scale.data = c.out.data() + 3;
+     },
+     kInvalid,
+     {"out overlaps v_scale"}},
     {"OutDType",
      [](Call& c) {
        c.set_input_dtype(DType::kBF16);
@@ -640,6 +734,35 @@ const Breakage kMetadataBreakages[] = {
      [](Call& c) { c.page(2, 2) = kMax32; },
      kInvalid,
      {"block_table[2, 2] = 2147483647 is inside the live range of slot 2"}},
+    // fp8 scales.
+    {"ZeroKScale",
+     [](Call& c) {
+       c.quantize();
+       c.k_scale[1] = 0.0f;
+     },
+     kInvalid,
+     {"k_scale[1] = 0 must be finite and positive"}},
+    {"NegativeKScale",
+     [](Call& c) {
+       c.quantize();
+       c.k_scale[0] = -0.5f;
+     },
+     kInvalid,
+     {"k_scale[0] = -0.5 must be finite and positive"}},
+    {"NanVScale",
+     [](Call& c) {
+       c.quantize();
+       c.v_scale[0] = kNan;
+     },
+     kInvalid,
+     {"v_scale[0] = nan must be finite and positive"}},
+    {"InfiniteVScale",
+     [](Call& c) {
+       c.quantize();
+       c.v_scale[0] = kInf;
+     },
+     kInvalid,
+     {"v_scale[0] = inf must be finite and positive"}},
 };
 
 std::string breakage_name(const ::testing::TestParamInfo<Breakage>& info) {

@@ -1,8 +1,9 @@
 // The ragged paged attention entry point (DESIGN §1-§3).
 //
 //   q            [num_tokens, num_kv_heads, heads_per_kv, head_dim]   f32 | bf16 | f16
-//   k_cache      [num_pages, page_size, num_kv_heads, head_dim]       same dtype as q
+//   k_cache      [num_pages, page_size, num_kv_heads, head_dim]       dtype of q, or fp8_e4m3
 //   v_cache      [num_pages, page_size, num_kv_heads, head_dim]       same dtype as k_cache
+//   k_scale, v_scale [1] or [num_kv_heads] (fp8 caches only)         f32
 //   block_table  [batch_capacity, max_pages_per_seq]                  i32
 //   seq_lens     [batch_capacity]                                     i32
 //   query_start_len [batch_capacity + 1]                              i32
@@ -30,6 +31,10 @@ struct AttentionInputs {
   TensorView seq_lens;
   TensorView query_start_len;
   TensorView sinks;  // optional
+  // Dequantization scales of fp8 caches, required with them and absent
+  // otherwise: per tensor ([1]) or per kv head ([num_kv_heads]); finite, > 0.
+  TensorView k_scale;
+  TensorView v_scale;
 };
 
 struct AttentionOutputs {

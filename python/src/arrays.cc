@@ -10,7 +10,8 @@ namespace rpa::python {
 namespace {
 
 // The element type of a tensor whose storage is `bits`-bit `kind` ('f' float,
-// 'i' signed, 'u' unsigned, 'b' bfloat), with the raw16 rule applied.
+// 'i' signed, 'u' unsigned, 'b' bfloat, '8' fp8 e4m3), with the raw16 rule
+// applied.
 Status element_type(char kind, int bits, const char* name, std::optional<DType> raw16,
                     const std::string& described, DType* dtype) {
   std::optional<DType> typed;
@@ -18,6 +19,8 @@ Status element_type(char kind, int bits, const char* name, std::optional<DType> 
   if (kind == 'f' && bits == 16) typed = DType::kF16;
   if (kind == 'b' && bits == 16) typed = DType::kBF16;
   if (kind == 'i' && bits == 32) typed = DType::kI32;
+  // The contract's one 8-bit type: uint8 holds fp8 e4m3 bytes (K/V caches).
+  if ((kind == 'u' || kind == '8') && bits == 8) typed = DType::kF8E4M3;
   if (kind == 'u' && bits == 16) {
     if (!raw16) {
       return Status::Invalid(cat(name,
@@ -28,9 +31,10 @@ Status element_type(char kind, int bits, const char* name, std::optional<DType> 
   }
   if (!typed) {
     return Status::Invalid(cat(name, " has element type ", described,
-                               "; rpa takes float32, float16, bfloat16 (or uint16 bits), int32"));
+                               "; rpa takes float32, float16, bfloat16 (or uint16 bits), int32, "
+                               "and uint8 bits of fp8 e4m3 caches"));
   }
-  if (raw16 && *typed != DType::kI32 && *typed != *raw16) {
+  if (raw16 && *typed != DType::kI32 && *typed != DType::kF8E4M3 && *typed != *raw16) {
     return Status::Invalid(cat(name, " is ", *typed, " but dtype='", *raw16, "' was given"));
   }
   *dtype = *typed;
@@ -79,8 +83,10 @@ Status Borrowed::borrow_numpy(py::handle object, const char* name, std::optional
   if (dt.byteorder() == '>') {
     return Status::Invalid(cat(name, " is big-endian (", described, "); rpa reads native order"));
   }
-  // NumPy has no bfloat16; ml_dtypes' type of that name is accepted as bf16.
-  const char kind = described == "bfloat16" ? 'b' : dt.kind();
+  // NumPy has no bfloat16 or fp8; ml_dtypes' types of those names are accepted.
+  const char kind = described == "bfloat16"        ? 'b'
+                    : described == "float8_e4m3fn" ? '8'
+                                                   : dt.kind();
   RPA_RETURN_IF_ERROR(element_type(kind, static_cast<int>(dt.itemsize()) * 8, name, raw16,
                                    described, &view_.dtype));
   if (array.ndim() > kMaxRank) {

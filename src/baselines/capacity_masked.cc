@@ -10,6 +10,7 @@
 
 #include "baselines/baselines.h"
 #include "baselines/operands.h"
+#include "core/message.h"
 #include "core/online_softmax.h"
 #include "core/problem.h"
 
@@ -222,6 +223,12 @@ Status capacity_masked(const AttentionInputs& inputs, const AttentionOptions& op
                        SlotRange slots) {
   Problem problem;
   RPA_RETURN_IF_ERROR(describe(inputs, options, &outputs, &problem));
+  // Its kernels read K/V in q's dtype; an fp8 capacity-masked kernel would
+  // only measure the same waste at half the bytes.
+  if (problem.quantized_kv()) {
+    return Status::Unsupported(cat("capacity-masked: k_cache.dtype = ", problem.kv_dtype,
+                                   " is not supported; it runs caches in q's dtype only"));
+  }
   const SlotRange range = resolve(slots, problem.batch_capacity);
   const int threads = config.threads > 0 ? config.threads : omp_get_max_threads();
   const Operands op = Operands::from(problem, inputs, outputs);

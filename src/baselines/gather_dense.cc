@@ -95,8 +95,15 @@ void SlotHead(const Problem& pr, const Operands& op, int64_t s, int64_t h, Scrat
   const int32_t* block_row = pr.pages_of(s);
   for (int64_t key = lo; key < seq_len; ++key) {
     const int64_t page = block_row[key / page_size], slot = key % page_size;
-    load_row_f32(op.k, op.dtype, op.k_at(page, slot, h), dim, &w.k[(key - lo) * dim]);
-    load_row_f32(op.v, op.dtype, op.v_at(page, slot, h), dim, &w.v[(key - lo) * dim]);
+    load_row_f32(op.k, op.kv_dtype, op.k_at(page, slot, h), dim, &w.k[(key - lo) * dim]);
+    load_row_f32(op.v, op.kv_dtype, op.v_at(page, slot, h), dim, &w.v[(key - lo) * dim]);
+  }
+  if (pr.quantized_kv()) {  // dequantized as gathered, as a dense kernel would need it
+    const float k_scale = pr.k_scale_of(h), v_scale = pr.v_scale_of(h);
+    for (int64_t i = 0; i < n * dim; ++i) {
+      w.k[i] *= k_scale;
+      w.v[i] *= v_scale;
+    }
   }
   const int64_t t0 = pr.query_start_len[s];
   for (int64_t i = 0; i < q_len; ++i) {

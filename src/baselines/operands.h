@@ -19,7 +19,8 @@ struct Operands {
   const void* v = nullptr;
   void* out = nullptr;
   float* lse = nullptr;  // null when absent
-  DType dtype = DType::kF32;
+  DType dtype = DType::kF32;     // q
+  DType kv_dtype = DType::kF32;  // k, v
   DType out_dtype = DType::kF32;
   // Element strides of the three outer dimensions of each tensor.
   int64_t q_stride[3] = {};
@@ -44,6 +45,7 @@ struct Operands {
     o.out = outputs.out.data;
     o.lse = outputs.lse.present() ? outputs.lse.as<float>() : nullptr;
     o.dtype = problem.dtype;
+    o.kv_dtype = problem.kv_dtype;
     o.out_dtype = problem.out_dtype;
     for (int d = 0; d < 3; ++d) {
       o.q_stride[d] = inputs.q.strides[d];

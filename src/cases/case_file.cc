@@ -121,6 +121,7 @@ Status tensor_from_npy(const std::string& path, NpyArray array, bool has_u2_dtyp
   if (array.descr == "<f4") tensor->dtype = DType::kF32;
   if (array.descr == "<f2") tensor->dtype = DType::kF16;
   if (array.descr == "<i4") tensor->dtype = DType::kI32;
+  if (array.descr == "|u1") tensor->dtype = DType::kF8E4M3;  // NumPy has no fp8: raw bytes
   if (array.descr == "<u2") {
     if (!has_u2_dtype) {
       return Status::Invalid(cat(path,
@@ -171,6 +172,8 @@ std::string_view npy_descr(DType dtype) {
       return "<f2";
     case DType::kI32:
       return "<i4";
+    case DType::kF8E4M3:
+      return "|u1";
   }
   return "";
 }
@@ -197,6 +200,8 @@ Status Case::inputs(AttentionInputs* inputs) const {
   RPA_RETURN_IF_ERROR(seq_lens.view("seq_lens", &in.seq_lens));
   RPA_RETURN_IF_ERROR(query_start_len.view("query_start_len", &in.query_start_len));
   if (sinks) RPA_RETURN_IF_ERROR(sinks->view("sinks", &in.sinks));
+  if (k_scale) RPA_RETURN_IF_ERROR(k_scale->view("k_scale", &in.k_scale));
+  if (v_scale) RPA_RETURN_IF_ERROR(v_scale->view("v_scale", &in.v_scale));
   *inputs = in;
   return Status::Ok();
 }
@@ -220,6 +225,8 @@ Case make_case(const AttentionInputs& inputs, const AttentionOptions& options) {
   c.seq_lens = HostTensor::copy_of(inputs.seq_lens);
   c.query_start_len = HostTensor::copy_of(inputs.query_start_len);
   if (inputs.sinks.present()) c.sinks = HostTensor::copy_of(inputs.sinks);
+  if (inputs.k_scale.present()) c.k_scale = HostTensor::copy_of(inputs.k_scale);
+  if (inputs.v_scale.present()) c.v_scale = HostTensor::copy_of(inputs.v_scale);
   c.options = options;
   return c;
 }

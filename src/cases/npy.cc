@@ -15,6 +15,7 @@ constexpr std::string_view kMagic = "\x93NUMPY";
 int64_t item_size(std::string_view descr) {
   if (descr == "<f4" || descr == "<i4") return 4;
   if (descr == "<f2" || descr == "<u2") return 2;
+  if (descr == "|u1") return 1;
   return 0;
 }
 
@@ -103,7 +104,7 @@ Status parse_header(std::string_view header, NpyArray* array) {
   }
   if (item_size(array->descr) == 0) {
     return Status::Invalid(cat("dtype '", array->descr,
-                               "' is not supported (rpa reads '<f4', '<f2', '<i4', and '<u2' "
+                               "' is not supported (rpa reads '<f4', '<f2', '<i4', '<u2' and '|u1' "
                                "for bf16 bits)"));
   }
   bool fortran = false;

@@ -11,8 +11,9 @@
 
 namespace rpa::cases {
 
-// The element types rpa reads: '<f4', '<f2', '<i4', and '<u2', which holds
-// raw 16-bit patterns (bf16 or f16) since NumPy has no bf16 of its own.
+// The element types rpa reads: '<f4', '<f2', '<i4', '<u2', which holds raw
+// 16-bit patterns (bf16 or f16) since NumPy has no bf16 of its own, and '|u1',
+// raw fp8 e4m3 bytes (NumPy has no fp8 either).
 struct NpyArray {
   std::string descr;
   std::vector<int64_t> shape;

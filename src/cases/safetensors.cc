@@ -16,7 +16,9 @@ struct DTypeName {
   std::string_view name;
 };
 constexpr DTypeName kDTypeNames[] = {
-    {DType::kF32, "F32"}, {DType::kBF16, "BF16"}, {DType::kF16, "F16"}, {DType::kI32, "I32"}};
+    {DType::kF32, "F32"}, {DType::kBF16, "BF16"},       {DType::kF16, "F16"},
+    {DType::kI32, "I32"}, {DType::kF8E4M3, "F8_E4M3"},
+};
 
 std::string_view safetensors_name(DType dtype) {
   for (const DTypeName& entry : kDTypeNames) {

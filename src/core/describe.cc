@@ -32,6 +32,8 @@ constexpr ViewRule kBlockTableRule = {"block_table", 2, "[batch_capacity, max_pa
 constexpr ViewRule kSeqLensRule = {"seq_lens", 1, "[batch_capacity]"};
 constexpr ViewRule kQueryStartRule = {"query_start_len", 1, "[batch_capacity + 1]"};
 constexpr ViewRule kSinksRule = {"sinks", 1, "[num_kv_heads * heads_per_kv]"};
+constexpr ViewRule kKScaleRule = {"k_scale", 1, "[1] or [num_kv_heads]"};
+constexpr ViewRule kVScaleRule = {"v_scale", 1, "[1] or [num_kv_heads]"};
 constexpr ViewRule kOutRule = {"out", 4, "[num_tokens, num_kv_heads, heads_per_kv, head_dim]"};
 constexpr ViewRule kLseRule = {"lse", 3, "[num_tokens, num_kv_heads, heads_per_kv]"};
 
@@ -42,7 +44,7 @@ struct NamedSpan {
 
 // Every input's span, for the aliasing checks of the outputs; an absent input
 // keeps an empty span, which overlaps nothing.
-using InputSpans = std::array<NamedSpan, 7>;
+using InputSpans = std::array<NamedSpan, 9>;
 
 // "64, 80, 96, 128, 256": a support table as the unsupported errors list it.
 template <typename T, std::size_t N>
@@ -86,11 +88,15 @@ Status check_inputs(const AttentionInputs& in, InputSpans* spans) {
     return Status::Unsupported(
         cat("q.dtype = ", in.q.dtype, " is not supported; supported: ", join(kSupportedDTypes)));
   }
-  const std::string q_dtype = cat("q.dtype (", in.q.dtype, ")");
   RPA_RETURN_IF_ERROR(check(in.k_cache, kKRule));
-  RPA_RETURN_IF_ERROR(expect_dtype(in.k_cache, "k_cache", in.q.dtype, q_dtype));
+  const bool quantized = contains(kQuantizedKvDTypes, in.k_cache.dtype);
+  if (!quantized) {
+    RPA_RETURN_IF_ERROR(expect_dtype(in.k_cache, "k_cache", in.q.dtype,
+                                     cat("q.dtype (", in.q.dtype, ") or ", DType::kF8E4M3)));
+  }
   RPA_RETURN_IF_ERROR(check(in.v_cache, kVRule));
-  RPA_RETURN_IF_ERROR(expect_dtype(in.v_cache, "v_cache", in.q.dtype, q_dtype));
+  RPA_RETURN_IF_ERROR(expect_dtype(in.v_cache, "v_cache", in.k_cache.dtype,
+                                   cat("k_cache.dtype (", in.k_cache.dtype, ")")));
   RPA_RETURN_IF_ERROR(check(in.block_table, kBlockTableRule));
   RPA_RETURN_IF_ERROR(expect_dtype(in.block_table, "block_table", DType::kI32, "i32"));
   RPA_RETURN_IF_ERROR(check(in.seq_lens, kSeqLensRule));
@@ -100,6 +106,24 @@ Status check_inputs(const AttentionInputs& in, InputSpans* spans) {
   if (in.sinks.present()) {
     RPA_RETURN_IF_ERROR(check(in.sinks, kSinksRule));
     RPA_RETURN_IF_ERROR(expect_dtype(in.sinks, "sinks", DType::kF32, "f32"));
+  }
+  // A quantized cache is meaningless without its scales, and a scale next to
+  // an unquantized cache would be silently ignored: both are errors.
+  for (const auto& [scale, rule] : {std::pair{&in.k_scale, &kKScaleRule},
+                                    std::pair{&in.v_scale, &kVScaleRule}}) {
+    if (!quantized) {
+      if (scale->present()) {
+        return Status::Invalid(cat(rule->name, " is given but k_cache.dtype = ", in.k_cache.dtype,
+                                   ": scales belong to ", DType::kF8E4M3, " caches only"));
+      }
+      continue;
+    }
+    if (!scale->present()) {
+      return Status::Invalid(cat(rule->name, " is missing: k_cache.dtype = ", in.k_cache.dtype,
+                                 " needs f32 scales [1] or [num_kv_heads]"));
+    }
+    RPA_RETURN_IF_ERROR(check(*scale, *rule));
+    RPA_RETURN_IF_ERROR(expect_dtype(*scale, rule->name, DType::kF32, "f32"));
   }
   return Status::Ok();
 }
@@ -149,6 +173,14 @@ Status check_geometry(const AttentionInputs& in) {
   if (in.sinks.present()) {
     RPA_RETURN_IF_ERROR(expect_extent(in.sinks, "sinks", 0, q.shape[1] * q.shape[2],
                                       "q.shape[1] * q.shape[2]", "num_kv_heads * heads_per_kv"));
+  }
+  for (const auto& [scale, name] :
+       {std::pair{&in.k_scale, "k_scale"}, std::pair{&in.v_scale, "v_scale"}}) {
+    if (scale->present() && scale->shape[0] != 1 && scale->shape[0] != q.shape[1]) {
+      return Status::Invalid(cat(name, ".shape[0] = ", scale->shape[0],
+                                 " must be 1 (per tensor) or q.shape[1] = ", q.shape[1],
+                                 " (num_kv_heads, per kv head)"));
+    }
   }
   // Rows may be padded apart, but must not overlap: row s is read as one run.
   if (bt.shape[0] > 1 && bt.strides[0] < bt.shape[1]) {
@@ -238,6 +270,7 @@ Status describe(const AttentionInputs& inputs, const AttentionOptions& options,
   p.batch_capacity = inputs.block_table.shape[0];
   p.max_pages_per_seq = inputs.block_table.shape[1];
   p.dtype = inputs.q.dtype;
+  p.kv_dtype = inputs.k_cache.dtype;
   p.out_dtype = outputs != nullptr ? outputs->out.dtype : inputs.q.dtype;
   p.scale = options.scale != 0.0f
                 ? options.scale
@@ -249,6 +282,12 @@ Status describe(const AttentionInputs& inputs, const AttentionOptions& options,
   p.seq_lens = inputs.seq_lens.as<const int32_t>();
   p.query_start_len = inputs.query_start_len.as<const int32_t>();
   p.sinks = inputs.sinks.present() ? inputs.sinks.as<const float>() : nullptr;
+  if (p.quantized_kv()) {
+    p.k_scale = inputs.k_scale.as<const float>();
+    p.v_scale = inputs.v_scale.as<const float>();
+    p.k_scale_stride = inputs.k_scale.shape[0] == 1 ? 0 : inputs.k_scale.strides[0];
+    p.v_scale_stride = inputs.v_scale.shape[0] == 1 ? 0 : inputs.v_scale.strides[0];
+  }
   return Status::Ok();
 }
 

@@ -12,6 +12,8 @@ namespace rpa {
 inline constexpr std::array<int64_t, 5> kSupportedHeadDims = {64, 80, 96, 128, 256};
 inline constexpr std::array<int64_t, 5> kSupportedPageSizes = {8, 16, 32, 64, 128};
 inline constexpr std::array<DType, 3> kSupportedDTypes = {DType::kF32, DType::kBF16, DType::kF16};
+// K/V caches hold q's dtype, or one of these with a scale.
+inline constexpr std::array<DType, 1> kQuantizedKvDTypes = {DType::kF8E4M3};
 
 template <typename T, std::size_t N>
 constexpr bool contains(const std::array<T, N>& values, T v) {

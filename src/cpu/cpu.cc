@@ -34,7 +34,8 @@ namespace rpa::cpu::HWY_NAMESPACE {
 // Runs every task, then every merge, in one parallel region. Tasks are
 // independent: each is computed start to end by one thread with its own
 // scratch, so which thread runs it never changes a bit of the result.
-template <typename T>
+// TQ is q's element type, T the caches'.
+template <typename TQ, typename T>
 Status RunTasks(const CpuCall& call, int threads) {
   const Plan& plan = *call.plan;
   const int64_t heads = plan.heads_per_kv;
@@ -59,9 +60,9 @@ Status RunTasks(const CpuCall& call, int threads) {
       const Task& task = call.tasks[t];
       const Chain* chains = call.chains.data() + task.first_chain;
       if (task.decode) {
-        RunDecodeTask<T>(call, chains, task.chains, decode);
+        RunDecodeTask<TQ, T>(call, chains, task.chains, decode);
       } else {
-        RunPrefillChain<T>(call, *chains, prefill);
+        RunPrefillChain<TQ, T>(call, *chains, prefill);
       }
     }
 #pragma omp for schedule(dynamic, 1)
@@ -70,16 +71,23 @@ Status RunTasks(const CpuCall& call, int threads) {
   return Status::Ok();
 }
 
+// The caches hold q's dtype (T = TQ) or fp8.
+template <typename TQ>
+Status RunForQ(const CpuCall& call, int threads) {
+  if (call.problem->kv_dtype == DType::kF8E4M3) return RunTasks<TQ, Fp8E4M3>(call, threads);
+  return RunTasks<TQ, TQ>(call, threads);
+}
+
 Status RunCpuTarget(const CpuCall& call, int threads) {
   switch (call.problem->dtype) {
     case DType::kF32:
-      return RunTasks<float>(call, threads);
+      return RunForQ<float>(call, threads);
     case DType::kBF16:
-      return RunTasks<hwy::bfloat16_t>(call, threads);
+      return RunForQ<hwy::bfloat16_t>(call, threads);
     case DType::kF16:
-      return RunTasks<hwy::float16_t>(call, threads);
+      return RunForQ<hwy::float16_t>(call, threads);
     default:
-      return Status::Unsupported("cpu: q/k/v dtype must be f32, bf16 or f16");
+      return Status::Unsupported("cpu: q dtype must be f32, bf16 or f16");
   }
 }
 
@@ -109,7 +117,8 @@ Status run_cpu(const Problem& problem, const Plan& plan, const AttentionInputs& 
                const AttentionOutputs& outputs, int threads) {
   cpu::CpuCall call;
   cpu::describe_call(problem, plan, inputs, outputs, &call);
-  call.bf16_dot = problem.dtype == DType::kBF16 && cpu_has_bf16_dot();
+  call.bf16_dot = problem.dtype == DType::kBF16 && problem.kv_dtype == DType::kBF16 &&
+                  cpu_has_bf16_dot();
   if (call.tasks.empty()) return Status::Ok();
   hwy::AlignedFreeUniquePtr<float[]> partials;
   if (plan.num_partials > 0) {

@@ -323,8 +323,13 @@ class KeyBlocks {
 
 // Runs one decode task: the chains of one query row and split for several kv
 // heads (call.h), key block by key block, each chain with its own state, so
-// that every page is read contiguously once. Flushes every chain.
-template <typename T>
+// that every page is read contiguously once. Flushes every chain. TQ is q's
+// element type, T the caches'.
+//
+// An fp8 head's scales are folded out of the key loop: q . (k * k_scale) is
+// (q * k_scale) . k, and sum p (v * v_scale) is v_scale * sum p v, so the K
+// scale rides on q and the V scale is applied once to o before the flush.
+template <typename TQ, typename T>
 void RunDecodeTask(const CpuCall& call, const Chain* chains, int32_t count,
                    const DecodeScratch& scratch) {
   const Problem& pb = *call.problem;
@@ -334,9 +339,10 @@ void RunDecodeTask(const CpuCall& call, const Chain* chains, int32_t count,
   float tmp[kMaxHeadDim];
   for (int32_t c = 0; c < count; ++c) {
     const DecodeScratch st = scratch.shifted(c * heads, dim);
+    const int64_t h = chains[c].items[0].kv_head;
+    const float k_factor = kQuantized<T> ? pb.k_scale_of(h) * kFp8LoadFactor : 1.0f;
     for (int64_t g = 0; g < heads; ++g) {
-      WidenRow(call.q.row<const T>(first.q_row, chains[c].items[0].kv_head, g), pb.scale, dim,
-               st.q + g * dim);
+      WidenRow(call.q.row<const TQ>(first.q_row, h, g), pb.scale * k_factor, dim, st.q + g * dim);
       ToPairOrder<T>(st.q + g * dim, dim, tmp);
       st.m[g] = kNegInf;
       st.l[g] = 0.0f;
@@ -397,6 +403,10 @@ void RunDecodeTask(const CpuCall& call, const Chain* chains, int32_t count,
   for (int32_t c = 0; c < count; ++c) {
     const DecodeScratch st = scratch.shifted(c * heads, dim);
     for (int64_t g = 0; g < heads; ++g) FromPairOrder<T>(st.o + g * dim, dim, tmp);
+    if constexpr (kQuantized<T>) {
+      const float v_factor = pb.v_scale_of(chains[c].items[0].kv_head) * kFp8LoadFactor;
+      for (int64_t i = 0; i < heads * dim; ++i) st.o[i] *= v_factor;
+    }
     flush_tile(call, chains[c].items[chains[c].count - 1], st.m, st.l, st.o);
   }
 }

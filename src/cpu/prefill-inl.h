@@ -109,8 +109,20 @@ HWY_INLINE void BlockChunk(const Problem& pb, const PrefillScratch& st, int64_t 
              pb.head_dim, st.o + b * bl * pb.head_dim);
 }
 
-// Runs one prefill chain: a Q tile against its items' keys, then the flush.
+// Widens one cache row to f32; an fp8 row is also scaled to its values.
 template <typename T>
+HWY_INLINE void WidenCacheRow(const T* HWY_RESTRICT row, float factor, int64_t dim,
+                              float* HWY_RESTRICT dst) {
+  if constexpr (kQuantized<T>) {
+    WidenRow(row, factor, dim, dst);
+  } else {
+    WidenRow(row, dim, dst);
+  }
+}
+
+// Runs one prefill chain: a Q tile against its items' keys, then the flush.
+// TQ is q's element type, T the caches'.
+template <typename TQ, typename T>
 void RunPrefillChain(const CpuCall& call, const Chain& chain, const PrefillScratch& st) {
   const Problem& pb = *call.problem;
   const WorkItem& first = chain.items[0];
@@ -118,7 +130,10 @@ void RunPrefillChain(const CpuCall& call, const Chain& chain, const PrefillScrat
   const int64_t h = first.kv_head;
   const int64_t rows = int64_t{first.q_rows} * pb.heads_per_kv;
   const int64_t blocks = (rows + BlockLanes() - 1) / BlockLanes();
-  PackTile<T>(call, first, rows, blocks, st);
+  // fp8 rows are dequantized as they are widened, once per chunk.
+  const float k_factor = pb.k_scale_of(h) * kFp8LoadFactor;
+  const float v_factor = pb.v_scale_of(h) * kFp8LoadFactor;
+  PackTile<TQ>(call, first, rows, blocks, st);
   // Keys no lane of the tile sees are never read.
   const int64_t tile_lo = st.bounds[0];
   const int64_t tile_hi = st.bounds[4 * (blocks - 1) + 1];
@@ -129,7 +144,7 @@ void RunPrefillChain(const CpuCall& call, const Chain& chain, const PrefillScrat
   };
 #if RPA_CPU_BF16_DOT_TARGET
   // With vdpbf16ps, bf16 K rows are scored in place and only V is widened.
-  constexpr bool kBF16 = std::is_same_v<T, hwy::bfloat16_t>;
+  constexpr bool kBF16 = std::is_same_v<TQ, hwy::bfloat16_t> && std::is_same_v<T, TQ>;
   const bool dot = kBF16 && call.bf16_dot;
   const uint16_t* k_pairs[kChunkKeys];
   auto bf16_scores = [&](int64_t b, int64_t first_key, int64_t nk) {
@@ -147,7 +162,7 @@ void RunPrefillChain(const CpuCall& call, const Chain& chain, const PrefillScrat
       for (int64_t n = 0; n < nc; ++n, cursor.next()) {
         const T* k = call.k_cache.row<const T>(cursor.page(), cursor.slot(), h);
         const T* v = call.v_cache.row<const T>(cursor.page(), cursor.slot(), h);
-        WidenRow(v, dim, st.v + n * dim);
+        WidenCacheRow(v, v_factor, dim, st.v + n * dim);
         v_rows[n] = st.v + n * dim;
 #if RPA_CPU_BF16_DOT_TARGET
         if (dot) {
@@ -155,7 +170,7 @@ void RunPrefillChain(const CpuCall& call, const Chain& chain, const PrefillScrat
           continue;
         }
 #endif
-        WidenRow(k, dim, st.k + n * dim);
+        WidenCacheRow(k, k_factor, dim, st.k + n * dim);
         k_rows[n] = st.k + n * dim;
       }
       for (int64_t b = 0; b < blocks; ++b) {

@@ -1,5 +1,6 @@
 #include "generate/batch.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -59,6 +60,10 @@ void fill_uniform(DType dtype, uint8_t* dst, int64_t count, float range, Rng& rn
 
 void fill_nan(DType dtype, uint8_t* dst, int64_t count) {
   const float nan = std::bit_cast<float>(0x7fc00000u);
+  if (dtype == DType::kF8E4M3) {
+    std::memset(dst, f32_to_fp8_e4m3(nan), static_cast<size_t>(count));
+    return;
+  }
   if (dtype == DType::kF32) {
     for (int64_t i = 0; i < count; ++i) std::memcpy(dst + i * 4, &nan, 4);
     return;
@@ -67,19 +72,56 @@ void fill_nan(DType dtype, uint8_t* dst, int64_t count) {
   for (int64_t i = 0; i < count; ++i) std::memcpy(dst + i * 2, &bits, 2);
 }
 
+// Quantizes `count` uniform values in [-range, range) to fp8 at `scale`.
+void fill_quantized(uint8_t* dst, int64_t count, float range, float scale, Rng& rng) {
+  for (int64_t i = 0; i < count; ++i) {
+    const auto bits = static_cast<uint32_t>(rng.next() >> 32);
+    const float unit = static_cast<float>(static_cast<int32_t>(bits >> 8) - (1 << 23)) * 0x1p-23f;
+    dst[i] = f32_to_fp8_e4m3(range * unit / scale);
+  }
+}
+
 // Fills a [num_pages, page_size, kv_heads, head_dim] cache: the tokens a live
-// slot reads get values, every other token slot NaN.
-void fill_cache(const Batch& b, const std::vector<int32_t>& live_tokens, Rng& rng,
+// slot reads get values, every other token slot NaN. A quantized cache's kv
+// head h draws from [-ranges[h], ranges[h]) and is stored at scales[h].
+void fill_cache(const Batch& b, const std::vector<int32_t>& live_tokens,
+                const std::vector<float>& ranges, const std::vector<float>& scales, Rng& rng,
                 std::vector<uint8_t>* cache) {
   const BatchSpec& s = b.spec;
+  const DType dtype = s.kv_dtype();
   const int64_t token_elems = int64_t{s.num_kv_heads} * s.head_dim;
-  const int64_t token_bytes = token_elems * dtype_size(s.dtype);
+  const int64_t token_bytes = token_elems * dtype_size(dtype);
   cache->resize(int64_t{b.num_pages} * s.page_size * token_bytes);
   for (int32_t page = 0; page < b.num_pages; ++page) {
     uint8_t* base = cache->data() + int64_t{page} * s.page_size * token_bytes;
     const int64_t live = live_tokens[page];
-    fill_uniform(s.dtype, base, live * token_elems, s.value_range, rng);
-    fill_nan(s.dtype, base + live * token_bytes, (s.page_size - live) * token_elems);
+    if (s.kv_quant == KvQuant::kNone) {
+      fill_uniform(dtype, base, live * token_elems, s.value_range, rng);
+    } else {
+      for (int64_t token = 0; token < live; ++token) {
+        for (int32_t h = 0; h < s.num_kv_heads; ++h) {
+          const float scale = scales[scales.size() == 1 ? 0 : h];
+          fill_quantized(base + token * token_bytes + int64_t{h} * s.head_dim, s.head_dim,
+                         ranges[h], scale, rng);
+        }
+      }
+    }
+    fill_nan(dtype, base + live * token_bytes, (s.page_size - live) * token_elems);
+  }
+}
+
+// Per-kv-head value ranges of a quantized cache and the scales that map the
+// largest of them (per head, or over all heads) onto fp8's largest value.
+void quantization(const BatchSpec& s, Rng& rng, std::vector<float>* ranges,
+                  std::vector<float>* scales) {
+  constexpr float kFp8Max = 448.0f;
+  if (s.kv_quant == KvQuant::kNone) return;
+  ranges->resize(s.num_kv_heads);
+  for (float& r : *ranges) r = s.value_range * static_cast<float>(1.0 + 2.0 * rng.uniform01()) / 3;
+  if (s.kv_quant == KvQuant::kFp8PerHead) {
+    for (float r : *ranges) scales->push_back(r / kFp8Max);
+  } else {
+    scales->push_back(*std::max_element(ranges->begin(), ranges->end()) / kFp8Max);
   }
 }
 
@@ -89,10 +131,9 @@ AttentionInputs Batch::inputs() const {
   const int64_t heads = spec.num_kv_heads, group = spec.heads_per_kv, dim = spec.head_dim;
   AttentionInputs in;
   in.q = TensorView::contiguous(q.data(), spec.dtype, {num_tokens, heads, group, dim});
-  in.k_cache =
-      TensorView::contiguous(k_cache.data(), spec.dtype, {num_pages, spec.page_size, heads, dim});
-  in.v_cache =
-      TensorView::contiguous(v_cache.data(), spec.dtype, {num_pages, spec.page_size, heads, dim});
+  const DType kv = spec.kv_dtype();
+  in.k_cache = TensorView::contiguous(k_cache.data(), kv, {num_pages, spec.page_size, heads, dim});
+  in.v_cache = TensorView::contiguous(v_cache.data(), kv, {num_pages, spec.page_size, heads, dim});
   in.block_table = TensorView::contiguous(block_table.data(), DType::kI32,
                                           {spec.batch_capacity, max_pages_per_seq});
   in.seq_lens = TensorView::contiguous(seq_lens.data(), DType::kI32, {spec.batch_capacity});
@@ -100,6 +141,10 @@ AttentionInputs Batch::inputs() const {
                                               {int64_t{spec.batch_capacity} + 1});
   if (!sinks.empty()) {
     in.sinks = TensorView::contiguous(sinks.data(), DType::kF32, {heads * group});
+  }
+  if (!k_scale.empty()) {
+    in.k_scale = TensorView::contiguous(k_scale.data(), DType::kF32, {int64_t(k_scale.size())});
+    in.v_scale = TensorView::contiguous(v_scale.data(), DType::kF32, {int64_t(v_scale.size())});
   }
   return in;
 }
@@ -150,8 +195,11 @@ Batch generate(const BatchSpec& spec) {
   fill_uniform(spec.dtype, b.q.data(), live_elems, spec.value_range, rng);
   fill_nan(spec.dtype, b.q.data() + live_elems * dtype_size(spec.dtype),
            int64_t{spec.token_padding} * row_elems);
-  fill_cache(b, layout.live_tokens, rng, &b.k_cache);
-  fill_cache(b, layout.live_tokens, rng, &b.v_cache);
+  std::vector<float> k_ranges, v_ranges;
+  quantization(spec, rng, &k_ranges, &b.k_scale);
+  quantization(spec, rng, &v_ranges, &b.v_scale);
+  fill_cache(b, layout.live_tokens, k_ranges, b.k_scale, rng, &b.k_cache);
+  fill_cache(b, layout.live_tokens, v_ranges, b.v_scale, rng, &b.v_cache);
   if (spec.sinks) {
     b.sinks.resize(int64_t{spec.num_kv_heads} * spec.heads_per_kv);
     for (float& sink : b.sinks) sink = static_cast<float>(4.0 * rng.uniform01() - 2.0);

@@ -23,6 +23,10 @@ struct SlotSpec {
   int32_t context_len = 0;  // seq_len = context_len + q_len
 };
 
+// How the K/V caches are stored: in the dtype of q, or quantized to fp8 e4m3
+// with one scale for the whole tensor or one per kv head.
+enum class KvQuant : int32_t { kNone = 0, kFp8PerTensor = 1, kFp8PerHead = 2 };
+
 struct BatchSpec {
   uint64_t seed = 1;
 
@@ -31,8 +35,13 @@ struct BatchSpec {
   int32_t heads_per_kv = 4;
   int32_t head_dim = 64;
   int32_t page_size = 16;
-  DType dtype = DType::kBF16;      // q, k_cache, v_cache
+  DType dtype = DType::kBF16;      // q, and k_cache, v_cache unless quantized
   DType out_dtype = DType::kBF16;  // out
+  // Quantized caches draw each kv head's values from its own range (between
+  // a third of value_range and value_range), so per-head scales differ.
+  KvQuant kv_quant = KvQuant::kNone;
+
+  DType kv_dtype() const { return kv_quant == KvQuant::kNone ? dtype : DType::kF8E4M3; }
 
   // Capacity. batch_capacity slots; max_pages_per_seq = 0 picks just enough for
   // the longest live slot plus a few; token_padding adds padding rows to q.
@@ -74,9 +83,11 @@ struct Batch {
   int32_t num_pages = 0;
   int32_t max_pages_per_seq = 0;
 
-  std::vector<uint8_t> q, k_cache, v_cache;  // raw element bytes in spec.dtype
+  std::vector<uint8_t> q;                 // raw element bytes in spec.dtype
+  std::vector<uint8_t> k_cache, v_cache;  // raw element bytes in spec.kv_dtype()
   std::vector<int32_t> block_table, seq_lens, query_start_len;
-  std::vector<float> sinks;  // empty when spec.sinks is false
+  std::vector<float> sinks;             // empty when spec.sinks is false
+  std::vector<float> k_scale, v_scale;  // [1] or [num_kv_heads]; empty unless quantized
 
   AttentionInputs inputs() const;
   // A fresh output buffer of the right size filled with a sentinel byte pattern,

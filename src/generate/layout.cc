@@ -27,7 +27,9 @@ void check_spec(const BatchSpec& s) {
   }
   if (!(s.value_range > 0.0f)) bad_spec("value_range must be positive");
   for (DType t : {s.dtype, s.out_dtype}) {
-    if (t == DType::kI32) bad_spec("dtype and out_dtype must be f32, bf16 or f16");
+    if (t == DType::kI32 || t == DType::kF8E4M3) {
+      bad_spec("dtype and out_dtype must be f32, bf16 or f16 (fp8 caches: kv_quant)");
+    }
   }
   if (!s.slots.empty()) {
     if (s.slots.size() > static_cast<size_t>(s.batch_capacity)) {

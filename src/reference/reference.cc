@@ -74,14 +74,17 @@ class Reference {
     keys.k_transposed.resize(dim * keys.count);
     keys.v.resize(keys.count * dim);
     const int32_t* pages = p_.pages_of(s);
+    // An fp8 cache element is worth its decoded value times its head's scale.
+    const double k_scale = p_.k_scale_of(h);
+    const double v_scale = p_.v_scale_of(h);
     for (int64_t j = 0; j < keys.count; ++j) {
       const int64_t key = first + j;
       const int64_t page = pages[key / p_.page_size];
       const int64_t k_base = offset_of(in_.k_cache, page, key % p_.page_size, h);
       const int64_t v_base = offset_of(in_.v_cache, page, key % p_.page_size, h);
       for (int64_t d = 0; d < dim; ++d) {
-        keys.k_transposed[d * keys.count + j] = load(in_.k_cache, k_base + d);
-        keys.v[j * dim + d] = load(in_.v_cache, v_base + d);
+        keys.k_transposed[d * keys.count + j] = load(in_.k_cache, k_base + d) * k_scale;
+        keys.v[j * dim + d] = load(in_.v_cache, v_base + d) * v_scale;
       }
     }
     return keys;

@@ -91,9 +91,10 @@ class Executor {
           float dot = 0.0f;
           for (int64_t d = 0; d < dim_; ++d) {
             dot += load_as_f32(in_.q.data, p_.dtype, q_at + d) *
-                   load_as_f32(in_.k_cache.data, p_.dtype, k_at + d);
+                   load_as_f32(in_.k_cache.data, p_.kv_dtype, k_at + d);
           }
-          s = transform_logit(dot, p_.scale, p_.logit_soft_cap);
+          // An fp8 head's K scale is one factor of the whole dot product.
+          s = transform_logit(dot * p_.k_scale_of(item.kv_head), p_.scale, p_.logit_soft_cap);
         }
         scores_[lane * chunk_ + j] = s;
       }
@@ -117,7 +118,10 @@ class Executor {
         const float w = std::exp(s[j] - m);
         st.l += w;
         const int64_t v_at = kv_offset(in_.v_cache, item, item.kv_begin + j);
-        for (int64_t d = 0; d < dim_; ++d) o[d] += w * load_as_f32(in_.v_cache.data, p_.dtype, v_at + d);
+        const float wv = w * p_.v_scale_of(item.kv_head);  // the V scale rides on the weight
+        for (int64_t d = 0; d < dim_; ++d) {
+          o[d] += wv * load_as_f32(in_.v_cache.data, p_.kv_dtype, v_at + d);
+        }
       }
       st.m = m;
     }

@@ -36,9 +36,6 @@ struct Result {
 
 Status load_runnable(const std::string& path, Case* c, AttentionInputs* inputs) {
   RPA_RETURN_IF_ERROR(cases::load_case(path, c));
-  if (c->k_scale || c->v_scale) {
-    return Status::Unsupported(path + ": k_scale / v_scale (fp8 caches) are not supported yet");
-  }
   return c->inputs(inputs);
 }
 

@@ -1,0 +1,209 @@
+// fp8 e4m3 K/V caches with per-tensor and per-kv-head scales, on every
+// backend. The reference's meaning of a stored byte (its e4m3 value times its
+// head's scale) is pinned against the same batch dequantized by hand; the
+// single-loop executor and the CPU backend (every compiled SIMD target, q in
+// f32, bf16 and f16, decode and prefill, windows, soft cap, sinks, lse, many
+// tiles and splits) are compared with the reference on generated batches
+// whose dead K/V slots hold fp8 NaN.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <tuple>
+#include <vector>
+
+#include "core/compare.h"
+#include "core/problem.h"
+#include "cpu/cpu.h"
+#include "generate/batch.h"
+#include "hwy/targets.h"
+#include "owned_outputs.h"
+#include "plan/planner.h"
+#include "single_loop/single_loop.h"
+
+namespace rpa {
+namespace {
+
+gen::BatchSpec fp8_spec(uint64_t seed) {
+  gen::BatchSpec spec;
+  spec.seed = seed;
+  spec.kv_quant = seed % 2 == 0 ? gen::KvQuant::kFp8PerHead : gen::KvQuant::kFp8PerTensor;
+  spec.batch_capacity = 4 + static_cast<int32_t>(seed % 5);
+  spec.num_active = 1 + static_cast<int32_t>(seed % 4);
+  spec.dtype = std::array<DType, 3>{DType::kF32, DType::kBF16, DType::kF16}[seed % 3];
+  spec.out_dtype = seed % 4 == 0 ? DType::kF32 : spec.dtype;
+  spec.page_size = std::array<int32_t, 3>{16, 32, 64}[(seed / 3) % 3];
+  spec.heads_per_kv = std::array<int32_t, 3>{1, 4, 8}[(seed / 2) % 3];
+  spec.num_kv_heads = 1 + static_cast<int32_t>(seed % 3);
+  spec.head_dim = std::array<int32_t, 5>{64, 80, 96, 128, 256}[(seed / 5) % 5];
+  spec.max_context = 260;
+  spec.max_prompt = 90;
+  spec.max_chunk = 40;
+  spec.value_range = 3.0f;
+  if (seed % 3 == 1) spec.options.sliding_window = 1 + static_cast<int32_t>(seed * 13 % 90);
+  if (seed % 4 == 2) spec.options.logit_soft_cap = 5.0f;
+  spec.sinks = seed % 5 == 3;
+  spec.lse = seed % 2 == 0;
+  return spec;
+}
+
+Outputs run(const gen::Batch& batch, Backend backend) {
+  Outputs o = make_outputs(batch);
+  const Status s = attention(batch.inputs(), batch.spec.options, o.views, {backend, 2});
+  EXPECT_TRUE(s.ok()) << s.message();
+  return o;
+}
+
+// A backend on a plan built with `config` (0 = the planner's sizes).
+template <typename RunPlan>
+Outputs run_plan(const gen::Batch& batch, const PlanConfig& config, const RunPlan& run_plan) {
+  Outputs o = make_outputs(batch);
+  Problem problem;
+  Plan plan;
+  EXPECT_TRUE(describe(batch.inputs(), batch.spec.options, &o.views, &problem).ok());
+  EXPECT_TRUE(build_plan(problem, config, &plan).ok());
+  const Status s = run_plan(problem, plan, batch.inputs(), o.views);
+  EXPECT_TRUE(s.ok()) << s.message();
+  return o;
+}
+
+Outputs run_cpu_plan(const gen::Batch& batch, const PlanConfig& config) {
+  return run_plan(batch, config, [](const auto&... args) { return run_cpu(args..., 2); });
+}
+
+Outputs run_single_loop_plan(const gen::Batch& batch, const PlanConfig& config) {
+  return run_plan(batch, config, [](const auto&... args) { return run_single_loop(args...); });
+}
+
+PlanConfig small_config(int32_t page_size, uint64_t seed) {
+  return PlanConfig{static_cast<int32_t>(3 + seed % 7), page_size,
+                    page_size * static_cast<int32_t>(1 + seed % 3)};
+}
+
+// The fast paths fold the scales into q and o in f32; against the reference in
+// double that is f32 rounding plus one output rounding, as for 16-bit caches.
+void expect_close(const gen::Batch& batch, const Outputs& got, const Outputs& want) {
+  const Comparison c = compare_outputs(got.views.out, want.views.out, batch.seq_lens.data(),
+                                       batch.query_start_len.data(), batch.spec.batch_capacity);
+  const double tolerance = batch.spec.out_dtype == DType::kF32 ? 2e-5 : tolerance_for(batch.spec.out_dtype);
+  EXPECT_EQ(c.rows, batch.live_rows()) << "seed " << batch.spec.seed;
+  EXPECT_TRUE(c.within(tolerance)) << "seed " << batch.spec.seed << ": relative error "
+                                   << c.relative_error();
+  if (!batch.spec.lse) return;
+  for (size_t i = 0; i < got.lse.size(); ++i) {
+    if (std::isnan(want.lse[i])) {
+      EXPECT_TRUE(std::isnan(got.lse[i])) << "seed " << batch.spec.seed << " lse " << i;
+    } else {
+      EXPECT_NEAR(got.lse[i], want.lse[i], 1e-4f * std::max(1.0f, std::fabs(want.lse[i])))
+          << "seed " << batch.spec.seed << " lse " << i;
+    }
+  }
+}
+
+// With power-of-two scales every dequantized value is exact in f32, so the
+// reference on the fp8 batch and on its f32 dequantization compute the same
+// doubles: bitwise equal outputs pin the meaning of bytes, scales and heads.
+TEST(Fp8Attention, ReferenceMeansBytesTimesTheirHeadsScale) {
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    gen::BatchSpec spec = fp8_spec(seed);
+    spec.dtype = spec.out_dtype = DType::kF32;
+    gen::Batch batch = gen::generate(spec);
+    for (std::vector<float>* scales : {&batch.k_scale, &batch.v_scale}) {
+      for (size_t i = 0; i < scales->size(); ++i) (*scales)[i] = std::ldexp(1.0f, int(i) - 2);
+    }
+    gen::Batch dense = batch;
+    dense.spec.kv_quant = gen::KvQuant::kNone;
+    dense.k_scale.clear();
+    dense.v_scale.clear();
+    const int64_t heads = spec.num_kv_heads, dim = spec.head_dim;
+    for (auto [fp8, scales, f32] : {std::tuple{&batch.k_cache, &batch.k_scale, &dense.k_cache},
+                                    std::tuple{&batch.v_cache, &batch.v_scale, &dense.v_cache}}) {
+      f32->resize(fp8->size() * sizeof(float));
+      for (size_t i = 0; i < fp8->size(); ++i) {
+        const int64_t h = static_cast<int64_t>(i) / dim % heads;
+        const float value =
+            fp8_e4m3_to_f32((*fp8)[i]) * (*scales)[scales->size() == 1 ? 0 : h];
+        std::memcpy(f32->data() + i * sizeof(float), &value, sizeof(float));
+      }
+    }
+    const Outputs got = run(batch, Backend::kReference);
+    const Outputs want = run(dense, Backend::kReference);
+    // Bytes, not values: the sentinel NaNs of unwritten rows must match too.
+    EXPECT_EQ(got.out, want.out) << "seed " << seed;
+    EXPECT_EQ(0, std::memcmp(got.lse.data(), want.lse.data(), got.lse.size() * sizeof(float)))
+        << "seed " << seed;
+  }
+}
+
+TEST(Fp8Attention, SingleLoopMatchesReference) {
+  for (uint64_t seed = 10; seed < 22; ++seed) {
+    const gen::Batch batch = gen::generate(fp8_spec(seed));
+    const Outputs want = run(batch, Backend::kReference);
+    expect_close(batch, run_single_loop_plan(batch, {}), want);
+    expect_close(batch, run_single_loop_plan(batch, small_config(batch.spec.page_size, seed)),
+                 want);
+  }
+}
+
+TEST(Fp8Attention, CpuMatchesReference) {
+  for (uint64_t seed = 30; seed < 60; ++seed) {
+    const gen::Batch batch = gen::generate(fp8_spec(seed));
+    const Outputs want = run(batch, Backend::kReference);
+    expect_close(batch, run_cpu_plan(batch, {}), want);
+    expect_close(batch, run_cpu_plan(batch, small_config(batch.spec.page_size, seed)), want);
+  }
+}
+
+TEST(Fp8Attention, CpuDecodeWithLongContexts) {
+  for (uint64_t seed = 60; seed < 66; ++seed) {
+    gen::BatchSpec spec = fp8_spec(seed);
+    spec.chunk_weight = spec.fresh_weight = 0.0;
+    spec.num_active = 3;
+    spec.max_context = 1500;
+    const gen::Batch batch = gen::generate(spec);
+    const Outputs want = run(batch, Backend::kReference);
+    expect_close(batch, run_cpu_plan(batch, {}), want);
+    expect_close(batch, run_cpu_plan(batch, small_config(spec.page_size, seed)), want);
+  }
+}
+
+TEST(Fp8Attention, CpuOnEveryCompiledTarget) {
+  for (const int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    for (uint64_t seed = 70; seed < 76; ++seed) {
+      const gen::Batch batch = gen::generate(fp8_spec(seed));
+      expect_close(batch, run_cpu_plan(batch, small_config(batch.spec.page_size, seed)),
+                   run(batch, Backend::kReference));
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+// A NaN byte in a live V row reaches the output of the rows that see it (fp8
+// NaN is not lost in the SIMD decode), and only theirs. (V, not K: a NaN
+// score may be dropped by a SIMD max, a NaN value row never is.)
+TEST(Fp8Attention, LiveNanBytePropagatesToItsSlotOnly) {
+  gen::BatchSpec spec = fp8_spec(80);
+  spec.batch_capacity = 2;
+  spec.slots = {{1, 40}, {1, 40}};
+  spec.slot_positions = {0, 1};
+  spec.shared_prefix_fraction = 0.0;
+  gen::Batch batch = gen::generate(spec);
+  const int64_t token_bytes = int64_t{spec.num_kv_heads} * spec.head_dim;
+  const int64_t page = batch.block_table[0];                      // slot 0's first page
+  batch.v_cache[page * spec.page_size * token_bytes + 5] = 0x7f;  // key 0, kv head 0, d 5
+  const int64_t row_elems = int64_t{spec.num_kv_heads} * spec.heads_per_kv * spec.head_dim;
+  for (Backend backend : {Backend::kReference, Backend::kCpu, Backend::kSingleLoop}) {
+    const Outputs o = run(batch, backend);
+    const TensorView& out = o.views.out;
+    EXPECT_TRUE(std::isnan(load_as_f32(out.data, out.dtype, 5))) << backend_name(backend);
+    EXPECT_TRUE(std::isfinite(load_as_f32(out.data, out.dtype, row_elems)))
+        << backend_name(backend);
+  }
+}
+
+}  // namespace
+}  // namespace rpa
