@@ -27,7 +27,7 @@ Workload measure_workload(const gen::Batch& batch) {
   const double q_heads = static_cast<double>(spec.num_kv_heads) * spec.heads_per_kv;
   const double dim = spec.head_dim;
   w.useful_bytes = 2.0 * static_cast<double>(w.kv_tokens) * spec.num_kv_heads * dim *
-                       static_cast<double>(dtype_size(spec.dtype)) +
+                       static_cast<double>(dtype_size(spec.kv_dtype())) +
                    static_cast<double>(w.live_rows) * q_heads * dim *
                        static_cast<double>(dtype_size(spec.dtype) + dtype_size(spec.out_dtype));
   w.flops = 4.0 * dim * q_heads * static_cast<double>(w.visible_keys);

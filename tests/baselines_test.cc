@@ -79,6 +79,14 @@ std::vector<Case> cases() {
   f16_window.sinks = f16_window.lse = true;
   list.push_back({"F16WindowSinksDim96Page8", f16_window});
   list.push_back({"F32Dim80Page128", small(DType::kF32, 1, 4, 80, 128)});
+  gen::BatchSpec fp8 = small(DType::kBF16, 3, 4, 128, 16);
+  fp8.kv_quant = gen::KvQuant::kFp8PerHead;
+  fp8.lse = true;
+  list.push_back({"Bf16QFp8PerHeadCaches", fp8});
+  gen::BatchSpec fp8_tensor = small(DType::kF32, 2, 2, 64, 32);
+  fp8_tensor.kv_quant = gen::KvQuant::kFp8PerTensor;
+  fp8_tensor.options.sliding_window = 50;
+  list.push_back({"F32QFp8PerTensorCachesWindow", fp8_tensor});
   return list;
 }
 

@@ -10,7 +10,7 @@
 
 #include "baselines/baselines.h"
 #include "baselines/operands.h"
-#include "core/message.h"
+#include "core/fp8.h"
 #include "core/online_softmax.h"
 #include "core/problem.h"
 
@@ -18,6 +18,7 @@
 #define HWY_TARGET_INCLUDE "baselines/capacity_masked.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 // Per-target headers: foreach_target.h re-includes this file once per target.
+#include "core/fp8_load-inl.h"
 #include "hwy/aligned_allocator.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
@@ -29,11 +30,13 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 using DF = hn::ScalableTag<float>;
 
-// Loads Lanes(df) elements of T as f32 (bf16 and f16 are widened).
+// Loads Lanes(df) elements of T as f32 (bf16, f16 and fp8 are widened).
 template <typename T>
 HWY_INLINE hn::Vec<DF> LoadF32(DF df, const T* HWY_RESTRICT p) {
   if constexpr (std::is_same_v<T, float>) {
     return hn::LoadU(df, p);
+  } else if constexpr (std::is_same_v<T, Fp8E4M3>) {
+    return rpa::HWY_NAMESPACE::LoadFp8(df, p);
   } else {
     const hn::Rebind<T, DF> dt;
     return hn::PromoteTo(df, hn::LoadU(dt, p));
@@ -101,6 +104,8 @@ HWY_INLINE void SoftmaxPage(DF df, int64_t heads, int64_t head_dim, int64_t padd
   }
 }
 
+// T is the caches' element type; q is converted to f32 whatever its dtype.
+// An fp8 head's K scale is folded into q and its V scale into o at the end.
 template <typename T>
 void SlotHead(const Problem& pr, const Operands& op, int64_t s, int64_t h, Scratch& scratch) {
   const DF df;
@@ -124,6 +129,10 @@ void SlotHead(const Problem& pr, const Operands& op, int64_t s, int64_t h, Scrat
       float* q = scratch.q.get() + g * dim;
       if (active) {
         load_row_f32(op.q, op.dtype, op.q_at(t, h, g), dim, q);
+        if constexpr (std::is_same_v<T, Fp8E4M3>) {
+          const float k_factor = pr.k_scale_of(h);
+          for (int64_t d = 0; d < dim; ++d) q[d] *= k_factor;
+        }
       } else {
         std::fill_n(q, dim, 0.0f);
       }
@@ -165,6 +174,10 @@ void SlotHead(const Problem& pr, const Operands& op, int64_t s, int64_t h, Scrat
     for (int64_t g = 0; g < heads; ++g) {
       float* o = scratch.o.get() + g * dim;
       const float* sink = pr.sinks != nullptr ? pr.sinks + h * heads + g : nullptr;
+      if constexpr (std::is_same_v<T, Fp8E4M3>) {
+        const float v_factor = pr.v_scale_of(h);
+        for (int64_t d = 0; d < dim; ++d) o[d] *= v_factor;
+      }
       const float lse = finalize_state(scratch.state[g], o, dim, sink);
       store_row(o, dim, op.out, op.out_dtype, op.out_at(t, h, g));
       if (op.lse != nullptr) op.lse[op.lse_at(t, h, g)] = lse;
@@ -189,7 +202,9 @@ void RunTyped(const Problem& pr, const Operands& op, int64_t begin, int64_t end,
 
 void RunCapacityMasked(const Problem& pr, const Operands& op, int64_t begin, int64_t end,
                        int threads) {
-  switch (pr.dtype) {
+  switch (pr.kv_dtype) {
+    case DType::kF8E4M3:
+      return RunTyped<Fp8E4M3>(pr, op, begin, end, threads);
     case DType::kBF16:
       return RunTyped<hwy::bfloat16_t>(pr, op, begin, end, threads);
     case DType::kF16:
@@ -223,12 +238,6 @@ Status capacity_masked(const AttentionInputs& inputs, const AttentionOptions& op
                        SlotRange slots) {
   Problem problem;
   RPA_RETURN_IF_ERROR(describe(inputs, options, &outputs, &problem));
-  // Its kernels read K/V in q's dtype; an fp8 capacity-masked kernel would
-  // only measure the same waste at half the bytes.
-  if (problem.quantized_kv()) {
-    return Status::Unsupported(cat("capacity-masked: k_cache.dtype = ", problem.kv_dtype,
-                                   " is not supported; it runs caches in q's dtype only"));
-  }
   const SlotRange range = resolve(slots, problem.batch_capacity);
   const int threads = config.threads > 0 ? config.threads : omp_get_max_threads();
   const Operands op = Operands::from(problem, inputs, outputs);

@@ -235,11 +235,19 @@ HWY_INLINE void ForHeadBlocks(int64_t heads, const Fn& fn) {
 // m, l, the rescale factor alpha of o, and s becomes exp(s - m_new). The heads
 // are walked twice so that their reductions and exps overlap instead of
 // forming one long dependency chain per head.
-HWY_INLINE void DecodeSoftmax(int64_t heads, int nb, float cap, const DecodeScratch& st) {
+//
+// `raw_half` is 1, or for fp8 caches kFp8RawHalfFactor: the scores come
+// 2^-60 short of their value, and the probabilities are stored 2^60 high so
+// that o = sum p v of raw V rows (2^-120 short) is 2^-60 short, never tiny.
+HWY_INLINE void DecodeSoftmax(int64_t heads, int nb, float cap, float raw_half,
+                              const DecodeScratch& st) {
   const DF df;
   const int lanes = static_cast<int>(hn::Lanes(df));
   for (int64_t g = 0; g < heads; ++g) {
     float* s = st.s + g * kDecodeKeys;
+    if (raw_half != 1.0f) {
+      for (int n = 0; n < nb; ++n) s[n] *= raw_half;
+    }
     if (cap > 0.0f) {
       const VF vcap = hn::Set(df, cap);
       const VF inv_cap = hn::Set(df, 1.0f / cap);
@@ -260,12 +268,43 @@ HWY_INLINE void DecodeSoftmax(int64_t heads, int nb, float cap, const DecodeScra
     float* s = st.s + g * kDecodeKeys;
     const VF shift = hn::Set(df, st.shift[g]);
     VF sum = hn::Zero(df);
+    const VF p_factor = hn::Set(df, raw_half);
     for (int n = 0; n < kDecodeKeys; n += lanes) {
       const VF p = hn::Exp(df, hn::Sub(hn::LoadU(df, s + n), shift));
-      hn::StoreU(p, df, s + n);
+      hn::StoreU(raw_half != 1.0f ? hn::Mul(p, p_factor) : p, df, s + n);
       sum = hn::Add(sum, p);
     }
     st.l[g] = st.l[g] * st.alpha[g] + hn::GetLane(hn::SumOfLanes(df, sum));
+  }
+}
+
+// fp8 only: puts back the NaNs that the raw decode of a block's rows misreads
+// (core/fp8_load-inl.h), where the exact decode would have produced them: a
+// NaN code in a K row makes its key's score NaN for every head ...
+template <typename T>
+HWY_INLINE void RestoreNaNScores(const T* const* k, int nb, int64_t heads, int64_t dim,
+                                 float* s) {
+  if constexpr (kQuantized<T>) {
+    for (int n = 0; n < nb; ++n) {
+      if (!fp8_e4m3_has_nan(k[n], dim)) continue;
+      for (int64_t g = 0; g < heads; ++g) s[g * kDecodeKeys + n] = hn::GetLane(hn::NaN(DF()));
+    }
+  }
+}
+
+// ... and one in a V row makes that element of every head's o NaN (p * NaN
+// is NaN whatever p; once NaN, o stays NaN through later rescales).
+template <typename T>
+HWY_INLINE void RestoreNaNOutputs(const T* const* v, int nb, int64_t heads, int64_t dim,
+                                  float* o) {
+  if constexpr (kQuantized<T>) {
+    for (int n = 0; n < nb; ++n) {
+      if (!fp8_e4m3_has_nan(v[n], dim)) continue;
+      for (int64_t d = 0; d < dim; ++d) {
+        if ((v[n][d].bits & 0x7fu) != 0x7fu) continue;
+        for (int64_t g = 0; g < heads; ++g) o[g * dim + d] = hn::GetLane(hn::NaN(DF()));
+      }
+    }
   }
 }
 
@@ -328,7 +367,9 @@ class KeyBlocks {
 //
 // An fp8 head's scales are folded out of the key loop: q . (k * k_scale) is
 // (q * k_scale) . k, and sum p (v * v_scale) is v_scale * sum p v, so the K
-// scale rides on q and the V scale is applied once to o before the flush.
+// scale rides on q and the V scale is applied once to o before the flush;
+// the 2^-120 of the raw fp8 decode is undone likewise, 2^60 on q, 2^60 on
+// the scores and p (DecodeSoftmax), 2^60 on o.
 template <typename TQ, typename T>
 void RunDecodeTask(const CpuCall& call, const Chain* chains, int32_t count,
                    const DecodeScratch& scratch) {
@@ -340,7 +381,7 @@ void RunDecodeTask(const CpuCall& call, const Chain* chains, int32_t count,
   for (int32_t c = 0; c < count; ++c) {
     const DecodeScratch st = scratch.shifted(c * heads, dim);
     const int64_t h = chains[c].items[0].kv_head;
-    const float k_factor = kQuantized<T> ? pb.k_scale_of(h) * kFp8LoadFactor : 1.0f;
+    const float k_factor = kQuantized<T> ? pb.k_scale_of(h) * kFp8RawHalfFactor : 1.0f;
     for (int64_t g = 0; g < heads; ++g) {
       WidenRow(call.q.row<const TQ>(first.q_row, h, g), pb.scale * k_factor, dim, st.q + g * dim);
       ToPairOrder<T>(st.q + g * dim, dim, tmp);
@@ -393,18 +434,20 @@ void RunDecodeTask(const CpuCall& call, const Chain* chains, int32_t count,
                                                st.s + g0 * kDecodeKeys,
                                                g0 == 0 ? ahead_rows : AheadRows<T>{});
       });
-      DecodeSoftmax(heads, nb, pb.logit_soft_cap, st);
+      RestoreNaNScores(k_rows, nb, heads, dim, st.s);
+      DecodeSoftmax(heads, nb, pb.logit_soft_cap, kQuantized<T> ? kFp8RawHalfFactor : 1.0f, st);
       ForHeadBlocks(heads, [&](auto gb, int64_t g0) {
         DecodeAccumulateBlock<decltype(gb)::value>(st.s + g0 * kDecodeKeys, v_rows, nb,
                                                    st.alpha + g0, dim, st.o + g0 * dim);
       });
+      RestoreNaNOutputs(v_rows, nb, heads, dim, st.o);
     }
   }
   for (int32_t c = 0; c < count; ++c) {
     const DecodeScratch st = scratch.shifted(c * heads, dim);
     for (int64_t g = 0; g < heads; ++g) FromPairOrder<T>(st.o + g * dim, dim, tmp);
     if constexpr (kQuantized<T>) {
-      const float v_factor = pb.v_scale_of(chains[c].items[0].kv_head) * kFp8LoadFactor;
+      const float v_factor = pb.v_scale_of(chains[c].items[0].kv_head) * kFp8RawHalfFactor;
       for (int64_t i = 0; i < heads * dim; ++i) st.o[i] *= v_factor;
     }
     flush_tile(call, chains[c].items[chains[c].count - 1], st.m, st.l, st.o);

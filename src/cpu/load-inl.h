@@ -1,7 +1,7 @@
 // Per-target loads of q, K and V elements as f32: the one place where the
 // element type becomes SIMD code. bf16 widens by a 16-bit shift, f16 through
-// PromoteTo (F16C on AVX2), f32 loads as is, fp8 e4m3 through f16 (its value
-// times 2^-8: kFp8LoadFactor).
+// PromoteTo (F16C on AVX2), f32 loads as is, fp8 e4m3 by the raw decode of
+// core/fp8_load-inl.h (its value times 2^-120: callers undo the factor).
 
 // Per-target include guard, as Highway's foreach_target.h requires.
 #if defined(RPA_CPU_LOAD_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -16,7 +16,8 @@
 #include <type_traits>
 
 #include "core/support.h"
-#include "cpu/fp8.h"
+#include "core/fp8.h"
+#include "core/fp8_load-inl.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -55,21 +56,8 @@ HWY_INLINE VF LoadF32(DF df, const hwy::float16_t* HWY_RESTRICT p) {
   return hn::PromoteTo(df, hn::LoadU(df16, p));
 }
 
-// e4m3 and f16 both have a sign, then exponent, then mantissa bits, with
-// biases 7 and 15: placed in f16's fields, the byte's exponent reads 8 lower,
-// which scales every value, subnormals included, by exactly 2^-8. NaN
-// (S.1111.111) lands on +-1.875, which no finite e4m3 value (at most 448 =
-// 1.75 * 2^8) reaches, so it is recognized there and replaced.
 HWY_INLINE VF LoadF32(DF df, const Fp8E4M3* HWY_RESTRICT p) {
-  const hn::Rebind<uint8_t, DF> du8;
-  const hn::Rebind<uint16_t, DF> du16;
-  const hn::Rebind<hwy::float16_t, DF> df16;
-  const auto bytes = hn::PromoteTo(du16, hn::LoadU(du8, reinterpret_cast<const uint8_t*>(p)));
-  const auto magnitude = hn::And(bytes, hn::Set(du16, 0x7f));
-  const auto half = hn::Or(hn::ShiftLeft<7>(magnitude),
-                           hn::ShiftLeft<8>(hn::And(bytes, hn::Set(du16, 0x80))));
-  const VF value = hn::PromoteTo(df, hn::BitCast(df16, half));
-  return hn::IfThenElse(hn::Eq(hn::Abs(value), hn::Set(df, 1.875f)), hn::NaN(df), value);
+  return rpa::HWY_NAMESPACE::LoadFp8Raw(df, p);
 }
 
 // Loads 2 * Lanes elements at p as two f32 vectors. bf16 loads them with one

@@ -109,12 +109,17 @@ HWY_INLINE void BlockChunk(const Problem& pb, const PrefillScratch& st, int64_t 
              pb.head_dim, st.o + b * bl * pb.head_dim);
 }
 
-// Widens one cache row to f32; an fp8 row is also scaled to its values.
+// Widens one cache row to f32; an fp8 row is also dequantized by `scale`.
 template <typename T>
-HWY_INLINE void WidenCacheRow(const T* HWY_RESTRICT row, float factor, int64_t dim,
+HWY_INLINE void WidenCacheRow(const T* HWY_RESTRICT row, float scale, int64_t dim,
                               float* HWY_RESTRICT dst) {
   if constexpr (kQuantized<T>) {
-    WidenRow(row, factor, dim, dst);
+    const DF df;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+    const VF vscale = hn::Set(df, scale);
+    for (int64_t d = 0; d < dim; d += lanes) {
+      hn::StoreU(hn::Mul(rpa::HWY_NAMESPACE::LoadFp8(df, row + d), vscale), df, dst + d);
+    }
   } else {
     WidenRow(row, dim, dst);
   }
@@ -131,8 +136,8 @@ void RunPrefillChain(const CpuCall& call, const Chain& chain, const PrefillScrat
   const int64_t rows = int64_t{first.q_rows} * pb.heads_per_kv;
   const int64_t blocks = (rows + BlockLanes() - 1) / BlockLanes();
   // fp8 rows are dequantized as they are widened, once per chunk.
-  const float k_factor = pb.k_scale_of(h) * kFp8LoadFactor;
-  const float v_factor = pb.v_scale_of(h) * kFp8LoadFactor;
+  const float k_scale = pb.k_scale_of(h);
+  const float v_scale = pb.v_scale_of(h);
   PackTile<TQ>(call, first, rows, blocks, st);
   // Keys no lane of the tile sees are never read.
   const int64_t tile_lo = st.bounds[0];
@@ -162,7 +167,7 @@ void RunPrefillChain(const CpuCall& call, const Chain& chain, const PrefillScrat
       for (int64_t n = 0; n < nc; ++n, cursor.next()) {
         const T* k = call.k_cache.row<const T>(cursor.page(), cursor.slot(), h);
         const T* v = call.v_cache.row<const T>(cursor.page(), cursor.slot(), h);
-        WidenCacheRow(v, v_factor, dim, st.v + n * dim);
+        WidenCacheRow(v, v_scale, dim, st.v + n * dim);
         v_rows[n] = st.v + n * dim;
 #if RPA_CPU_BF16_DOT_TARGET
         if (dot) {
@@ -170,7 +175,7 @@ void RunPrefillChain(const CpuCall& call, const Chain& chain, const PrefillScrat
           continue;
         }
 #endif
-        WidenCacheRow(k, k_factor, dim, st.k + n * dim);
+        WidenCacheRow(k, k_scale, dim, st.k + n * dim);
         k_rows[n] = st.k + n * dim;
       }
       for (int64_t b = 0; b < blocks; ++b) {

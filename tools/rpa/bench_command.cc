@@ -27,7 +27,7 @@ struct BenchFlags {
   double budget_s = 3.0;
   std::string backend = "auto";
   std::string plot;
-  gen::BatchSpec variant;  // only its options, sinks and lse are used
+  gen::BatchSpec variant;  // only its options, sinks, lse and kv_quant are used
 };
 
 // Applies the variant flags to a scenario's batches.
@@ -35,6 +35,7 @@ void apply_variant(const gen::BatchSpec& variant, gen::BatchSpec& spec) {
   spec.options = variant.options;
   spec.sinks = variant.sinks;
   spec.lse = variant.lse;
+  spec.kv_quant = variant.kv_quant;
 }
 
 int fail(const std::string& message) {

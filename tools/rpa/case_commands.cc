@@ -151,8 +151,10 @@ struct GenFlags {
 };
 
 Status gen_case(GenFlags& flags) {
-  if (!parse_dtype(flags.dtype, &flags.spec.dtype) || flags.spec.dtype == DType::kI32) {
-    return Status::Invalid("unknown dtype '" + flags.dtype + "' (f32, bf16, f16)");
+  if (!parse_dtype(flags.dtype, &flags.spec.dtype) || flags.spec.dtype == DType::kI32 ||
+      flags.spec.dtype == DType::kF8E4M3) {
+    return Status::Invalid("unknown dtype '" + flags.dtype +
+                           "' (f32, bf16, f16; fp8 caches: --kv-dtype fp8)");
   }
   flags.spec.out_dtype = flags.spec.dtype;
   const gen::Batch batch = gen::generate(flags.spec);

@@ -91,6 +91,7 @@ int run_demo(const DemoFlags& flags) {
         {"relative_error", cmp.relative_error()},
         {"tolerance", tolerance},
         {"backend", std::string(backend_name(chosen))},
+        {"kv_dtype", std::string(dtype_name(flags.spec.kv_dtype()))},
         {"time_ms", fast.median_ms},
         {"reference_time_ms", oracle.median_ms},
         {"live_slots", st.live_slots},
@@ -104,10 +105,11 @@ int run_demo(const DemoFlags& flags) {
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     std::printf("rpa demo: one serving step of a Llama-3-8B layer (%d q heads, %d kv heads, "
-                "head_dim %d, page %d, %s)\n",
+                "head_dim %d, page %d, %s, K/V %s)\n",
                 flags.spec.num_kv_heads * flags.spec.heads_per_kv, flags.spec.num_kv_heads,
                 flags.spec.head_dim, flags.spec.page_size,
-                std::string(dtype_name(flags.spec.dtype)).c_str());
+                std::string(dtype_name(flags.spec.dtype)).c_str(),
+                std::string(dtype_name(flags.spec.kv_dtype())).c_str());
     std::printf("  slots      %8lld live of %lld capacity\n", static_cast<long long>(st.live_slots),
                 static_cast<long long>(st.batch_capacity));
     std::printf("  rows       %8lld live of %d capacity (%lld decode, %lld prefill)\n",
