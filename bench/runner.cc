@@ -178,8 +178,8 @@ Status run_scenario(const Scenario& scenario, const BenchConfig& config, Progres
   at_1x.work = measure_workload(one.batch);
   result->main.work = measure_workload(big.batch);
   progress.step(scenario.name + ": rpa at 1x and 64x");
-  RPA_RETURN_IF_ERROR(time_alternating(rpa_call(one, config), rpa_call(big, config), config.policy,
-                                       &at_1x.rpa, &result->main.rpa));
+  RPA_RETURN_IF_ERROR(time_interleaved({rpa_call(one, config), rpa_call(big, config)},
+                                       config.policy, {&at_1x.rpa, &result->main.rpa}));
   RPA_RETURN_IF_ERROR(time_baselines(one, config, progress, scenario.name + " at 1x", &at_1x));
   return time_baselines(big, config, progress, scenario.name, &result->main);
 }
