@@ -21,7 +21,8 @@ struct Scenario {
   int capacity_multiplier = 1;
 };
 
-// decode-long, decode-capacity, prefill, prefill-chunk, mixed, in that order.
+// decode-long, decode-capacity, prefill, prefill-f32, prefill-chunk, mixed, in
+// that order.
 std::vector<Scenario> all_scenarios();
 std::optional<Scenario> find_scenario(std::string_view name);
 
