@@ -72,7 +72,7 @@ std::vector<Scenario> all_scenarios() {
   list.push_back({"prefill-chunk", "a 512-row chunk on 3584 tokens of context, bf16",
                   prefill_spec(512, 3584, DType::kBF16), std::nullopt, 1});
   list.push_back({"mixed", "the demo: 24 live slots (decode, chunks, prompts) in capacity 64",
-                  gen::demo_spec(), std::nullopt, 1});
+                  gen::demo_spec(), std::nullopt, 1, true});
   return list;
 }
 
