@@ -70,6 +70,12 @@ json scenario_json(const ScenarioResult& s, const Report& report) {
       {"time_1x_ms", nullptr},
       {"capacity_masked_invariance", nullptr},
       {"gather_dense_invariance", nullptr},
+      {"mixed_ratio", nullptr},
+      {"decode_part_ms", nullptr},
+      {"decode_part_samples", nullptr},
+      {"prefill_part_ms", nullptr},
+      {"prefill_part_samples", nullptr},
+      {"parts_rel_diff_vs_whole", nullptr},
   };
   if (s.at_1x) {
     const Measured& one = *s.at_1x;
@@ -78,6 +84,15 @@ json scenario_json(const ScenarioResult& s, const Report& report) {
     j["time_1x_ms"] = ms(one.rpa.median());
     j["capacity_masked_invariance"] = r.masked_seconds / one.masked_seconds();
     j["gather_dense_invariance"] = r.dense_seconds / one.gather_dense.median();
+  }
+  if (s.parts) {
+    const PartTimes& p = *s.parts;
+    j["mixed_ratio"] = p.mixed_ratio(m.rpa);
+    j["decode_part_ms"] = ms(p.decode.median());
+    j["decode_part_samples"] = p.decode.samples();
+    j["prefill_part_ms"] = ms(p.prefill.median());
+    j["prefill_part_samples"] = p.prefill.samples();
+    j["parts_rel_diff_vs_whole"] = p.rel_diff_vs_whole;
   }
   return j;
 }
@@ -136,8 +151,9 @@ void print_table(const Report& report, std::FILE* out) {
                kSgemmSize, m.sgemm_gflops);
   std::fprintf(out, "backend: %s, median of up to %d runs (min-max)\n\n",
                std::string(backend_name(report.backend)).c_str(), report.repeat);
-  std::fprintf(out, "%-16s %26s %8s %5s %8s %6s %10s %9s %11s\n", "scenario", "time ms (min-max)",
-               "GB/s", "%bw", "GFLOP/s", "%peak", "vs masked", "vs dense", "cap 64x/1x");
+  std::fprintf(out, "%-16s %26s %8s %5s %8s %6s %10s %9s %11s %12s\n", "scenario",
+               "time ms (min-max)", "GB/s", "%bw", "GFLOP/s", "%peak", "vs masked", "vs dense",
+               "cap 64x/1x", "mixed/parts");
   for (const ScenarioResult& s : report.scenarios) {
     const Rates r = rates(s.main, m, s.dtype);
     char time[64];
@@ -146,11 +162,13 @@ void print_table(const Report& report, std::FILE* out) {
     char invariance[32] = "-";
     if (s.at_1x)
       std::snprintf(invariance, sizeof invariance, "%.2f", r.seconds / s.at_1x->rpa.median());
+    char mixed[32] = "-";
+    if (s.parts) std::snprintf(mixed, sizeof mixed, "%.2f", s.parts->mixed_ratio(s.main.rpa));
     const bool scaled = s.main.masked_fraction < 1.0;
-    std::fprintf(out, "%-16s %26s %8.1f %4.0f%% %8.1f %5.1f%% %9.1fx%s %8.1fx %11s\n",
+    std::fprintf(out, "%-16s %26s %8.1f %4.0f%% %8.1f %5.1f%% %9.1fx%s %8.1fx %11s %12s\n",
                  s.name.c_str(), time, r.gbps, 100 * r.fraction_of_bandwidth, r.gflops,
                  100 * r.fraction_of_peak, r.speedup_masked, scaled ? "*" : " ", r.speedup_dense,
-                 invariance);
+                 invariance, mixed);
   }
   std::fprintf(
       out, "\nbaselines, median ms [runs]; check = max|rpa - gather-dense| / max|gather-dense|\n");
@@ -167,6 +185,15 @@ void print_table(const Report& report, std::FILE* out) {
                    "", ms(s.at_1x->rpa.median()), ms(s.at_1x->masked_seconds()),
                    b.masked_seconds() / s.at_1x->masked_seconds(), s.capacity_multiplier,
                    ms(s.at_1x->gather_dense.median()));
+    }
+    if (s.parts) {
+      const PartTimes& p = *s.parts;
+      std::fprintf(out,
+                   "%-16s   parts alone: rpa decode %.2f [%d] + prefill %.2f [%d] = %.2f ms, "
+                   "check vs whole %.1e\n",
+                   "", ms(p.decode.median()), p.decode.samples(), ms(p.prefill.median()),
+                   p.prefill.samples(), ms(p.decode.median() + p.prefill.median()),
+                   p.rel_diff_vs_whole);
     }
   }
   for (const ScenarioResult& s : report.scenarios) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "baselines/baselines.h"
+#include "bench/parts.h"
 
 namespace rpa::bench {
 namespace {
@@ -21,20 +22,26 @@ struct Case {
         baseline_lse(batch.make_lse()) {}
   AttentionOutputs outputs() { return views(out, lse); }
   AttentionOutputs baseline_outputs() { return views(baseline_out, baseline_lse); }
+  AttentionOutputs views(std::vector<uint8_t>& o, std::vector<float>& l) {
+    return {batch.out_view(o), batch.spec.lse ? batch.lse_view(l) : TensorView{}};
+  }
 
   gen::Batch batch;
   std::vector<uint8_t> out, baseline_out;
   std::vector<float> lse, baseline_lse;
-
- private:
-  AttentionOutputs views(std::vector<uint8_t>& o, std::vector<float>& l) {
-    return {batch.out_view(o), batch.spec.lse ? batch.lse_view(l) : TensorView{}};
-  }
 };
 
 std::function<Status()> rpa_call(Case& c, const BenchConfig& config) {
   return [&c, run = RunConfig{config.backend, config.threads, true}] {
     return attention(c.batch.inputs(), c.batch.spec.options, c.outputs(), run);
+  };
+}
+
+// rpa on one part of a case's batch, writing that part's rows of `outputs`.
+std::function<Status()> part_call(const Case& c, const BatchPart& part,
+                                  const AttentionOutputs& outputs, const BenchConfig& config) {
+  return [&c, &part, outputs, run = RunConfig{config.backend, config.threads, true}] {
+    return attention(part.inputs(), c.batch.spec.options, outputs, run);
   };
 }
 
@@ -116,6 +123,12 @@ Status time_capacity_masked(Case& c, const Workload& work, const BenchConfig& co
       config.policy, timing);
 }
 
+// The values of a batch's output in its live rows, which come first.
+int64_t live_elements(const gen::Batch& batch) {
+  const gen::BatchSpec& spec = batch.spec;
+  return batch.live_rows() * spec.num_kv_heads * spec.heads_per_kv * spec.head_dim;
+}
+
 // max |a − b| / max |b| over the first `elements` values of two outputs.
 double relative_difference(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b,
                            DType dtype, int64_t elements) {
@@ -141,12 +154,34 @@ Status time_baselines(Case& c, const BenchConfig& config, Progress& progress,
                                        baseline);
       },
       config.policy, &m->gather_dense));
-  const int64_t elements =
-      c.batch.live_rows() * spec.num_kv_heads * spec.heads_per_kv * spec.head_dim;
   m->rel_diff_vs_gather_dense =
-      relative_difference(c.out, c.baseline_out, spec.out_dtype, elements);
+      relative_difference(c.out, c.baseline_out, spec.out_dtype, live_elements(c.batch));
   progress.step(label + ": capacity-masked baseline");
   return time_capacity_masked(c, m->work, config, &m->capacity_masked, &m->masked_fraction);
+}
+
+// The whole batch and its decode and prefill parts, timed in turn so that
+// drift in the machine's load hits all three series of the mixed ratio alike;
+// then the baselines on the whole batch.
+Status measure_with_parts(const Scenario& scenario, const BenchConfig& config, Progress& progress,
+                          ScenarioResult* result) {
+  progress.step(scenario.name + ": generating the batch");
+  Case c(scenario.spec);
+  result->main.work = measure_workload(c.batch);
+  const BatchPart decode(c.batch, Part::kDecode), prefill(c.batch, Part::kPrefill);
+  // Both parts write their own rows of one output, which then holds every live row.
+  std::vector<uint8_t> parts_out = c.batch.make_out();
+  std::vector<float> parts_lse = c.batch.make_lse();
+  const AttentionOutputs parts_outputs = c.views(parts_out, parts_lse);
+  PartTimes& parts = result->parts.emplace();
+  progress.step(scenario.name + ": rpa on the whole batch, its decode part and its prefill part");
+  RPA_RETURN_IF_ERROR(
+      time_interleaved({rpa_call(c, config), part_call(c, decode, parts_outputs, config),
+                        part_call(c, prefill, parts_outputs, config)},
+                       config.policy, {&result->main.rpa, &parts.decode, &parts.prefill}));
+  parts.rel_diff_vs_whole =
+      relative_difference(parts_out, c.out, c.batch.spec.out_dtype, live_elements(c.batch));
+  return time_baselines(c, config, progress, scenario.name, &result->main);
 }
 
 }  // namespace
@@ -167,6 +202,7 @@ Status run_scenario(const Scenario& scenario, const BenchConfig& config, Progres
   result->summary = scenario.summary;
   result->dtype = scenario.spec.dtype;
   result->capacity_multiplier = scenario.capacity_multiplier;
+  if (scenario.time_parts) return measure_with_parts(scenario, config, progress, result);
   if (!scenario.at_1x) {
     return measure_batch(scenario.spec, config, progress, scenario.name, &result->main);
   }
@@ -178,8 +214,8 @@ Status run_scenario(const Scenario& scenario, const BenchConfig& config, Progres
   at_1x.work = measure_workload(one.batch);
   result->main.work = measure_workload(big.batch);
   progress.step(scenario.name + ": rpa at 1x and 64x");
-  RPA_RETURN_IF_ERROR(time_alternating(rpa_call(one, config), rpa_call(big, config), config.policy,
-                                       &at_1x.rpa, &result->main.rpa));
+  RPA_RETURN_IF_ERROR(time_interleaved({rpa_call(one, config), rpa_call(big, config)},
+                                       config.policy, {&at_1x.rpa, &result->main.rpa}));
   RPA_RETURN_IF_ERROR(time_baselines(one, config, progress, scenario.name + " at 1x", &at_1x));
   return time_baselines(big, config, progress, scenario.name, &result->main);
 }

@@ -40,6 +40,22 @@ struct Measured {
   double masked_seconds() const { return capacity_masked.median() / masked_fraction; }
 };
 
+// rpa on the decode part and on the prefill part of a batch alone (parts.h),
+// timed in turn with the whole batch.
+struct PartTimes {
+  Timing decode;
+  Timing prefill;
+  // max |parts − whole| / max |whole| over the live rows: each part's rows must
+  // come out as in the whole batch (DESIGN §5: bitwise, so 0).
+  double rel_diff_vs_whole = 0.0;
+
+  // The whole batch's time over the parts' times: 1.0 = running decode and
+  // prefill in one call costs what running them apart does.
+  double mixed_ratio(const Timing& whole) const {
+    return whole.median() / (decode.median() + prefill.median());
+  }
+};
+
 struct ScenarioResult {
   std::string name;
   std::string summary;
@@ -47,6 +63,7 @@ struct ScenarioResult {
   Measured main;
   std::optional<Measured> at_1x;  // decode-capacity: the run at capacity = live
   int capacity_multiplier = 1;
+  std::optional<PartTimes> parts;  // mixed: the parts of main's batch
 };
 
 Status measure_batch(const gen::BatchSpec& spec, const BenchConfig& config, Progress& progress,

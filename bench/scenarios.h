@@ -19,9 +19,13 @@ struct Scenario {
   // times larger `spec`'s slots and pages are.
   std::optional<gen::BatchSpec> at_1x;
   int capacity_multiplier = 1;
+  // mixed only: also time the batch's decode part and prefill part alone
+  // (parts.h), in turn with the whole batch.
+  bool time_parts = false;
 };
 
-// decode-long, decode-capacity, prefill, prefill-chunk, mixed, in that order.
+// decode-long, decode-capacity, prefill, prefill-f32, prefill-chunk, mixed, in
+// that order.
 std::vector<Scenario> all_scenarios();
 std::optional<Scenario> find_scenario(std::string_view name);
 

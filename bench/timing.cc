@@ -50,20 +50,24 @@ Status time_series(const std::function<Status()>& run, const RepeatPolicy& polic
   return Status::Ok();
 }
 
-Status time_alternating(const std::function<Status()>& a, const std::function<Status()>& b,
-                        const RepeatPolicy& policy, Timing* ta, Timing* tb) {
-  ta->seconds.clear();
-  tb->seconds.clear();
+Status time_interleaved(const std::vector<std::function<Status()>>& runs,
+                        const RepeatPolicy& policy, const std::vector<Timing*>& timings) {
+  const size_t n = runs.size();
+  for (size_t i = 0; i < n; ++i) timings[i]->seconds.clear();
   const Stopwatch series;
-  RPA_RETURN_IF_ERROR(run_once(a, policy, true, ta));
-  RPA_RETURN_IF_ERROR(run_once(b, policy, true, tb));
+  for (size_t i = 0; i < n; ++i) RPA_RETURN_IF_ERROR(run_once(runs[i], policy, true, timings[i]));
+  // The series share one clock, so together they get one budget per series.
+  const double budget = static_cast<double>(n) * policy.budget_s;
   for (;;) {
-    // Both series share the clock, so each gets twice the budget.
-    const bool more_a = wants_more(*ta, policy, series.seconds(), 2 * policy.budget_s);
-    const bool more_b = wants_more(*tb, policy, series.seconds(), 2 * policy.budget_s);
-    if (!more_a && !more_b) return Status::Ok();
-    if (more_a) RPA_RETURN_IF_ERROR(run_once(a, policy, false, ta));
-    if (more_b) RPA_RETURN_IF_ERROR(run_once(b, policy, false, tb));
+    // Every series that wants a run at the start of a round gets one in it,
+    // so that a round is not cut short by the time its own runs take.
+    std::vector<bool> more(n);
+    for (size_t i = 0; i < n; ++i)
+      more[i] = wants_more(*timings[i], policy, series.seconds(), budget);
+    if (std::find(more.begin(), more.end(), true) == more.end()) return Status::Ok();
+    for (size_t i = 0; i < n; ++i) {
+      if (more[i]) RPA_RETURN_IF_ERROR(run_once(runs[i], policy, false, timings[i]));
+    }
   }
 }
 

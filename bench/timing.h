@@ -46,10 +46,11 @@ struct RepeatPolicy {
 // Times `run` under `policy`; stops at and returns the first failed run.
 Status time_series(const std::function<Status()>& run, const RepeatPolicy& policy, Timing* timing);
 
-// Times `a` and `b` in alternation (a warm-up each, then a, b, a, b, ...), each
-// under `policy` as if alone, for a ratio of the two that drift cannot skew.
-Status time_alternating(const std::function<Status()>& a, const std::function<Status()>& b,
-                        const RepeatPolicy& policy, Timing* ta, Timing* tb);
+// Times several series in turn (a warm-up each, then one run of each, round
+// after round), each under `policy` as if alone, for ratios between them that
+// drift in the machine's load cannot skew. timings[i] receives runs[i].
+Status time_interleaved(const std::vector<std::function<Status()>>& runs,
+                        const RepeatPolicy& policy, const std::vector<Timing*>& timings);
 
 // The progress line on stderr: silent for the first second of a run, then one
 // line per step (rewritten in place when stderr is a terminal).
