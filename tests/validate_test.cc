@@ -494,6 +494,35 @@ const Breakage kShapeBreakages[] = {
      },
      kInvalid,
      {"k_scale.data is null but k_scale has 2 elements"}},
+    // fp8 scale values, checked even without validation: they change per layer.
+    {"ZeroKScale",
+     [](Call& c) {
+       c.quantize();
+       c.k_scale[1] = 0.0f;
+     },
+     kInvalid,
+     {"k_scale[1] = 0 must be finite and positive"}},
+    {"NegativeKScale",
+     [](Call& c) {
+       c.quantize();
+       c.k_scale[0] = -0.5f;
+     },
+     kInvalid,
+     {"k_scale[0] = -0.5 must be finite and positive"}},
+    {"NanVScale",
+     [](Call& c) {
+       c.quantize();
+       c.v_scale[0] = kNan;
+     },
+     kInvalid,
+     {"v_scale[0] = nan must be finite and positive"}},
+    {"InfiniteVScale",
+     [](Call& c) {
+       c.quantize();
+       c.v_scale[0] = kInf;
+     },
+     kInvalid,
+     {"v_scale[0] = inf must be finite and positive"}},
     {"ScaleInsideOut",
      [](Call& c) {
        c.quantize();
@@ -734,35 +763,6 @@ const Breakage kMetadataBreakages[] = {
      [](Call& c) { c.page(2, 2) = kMax32; },
      kInvalid,
      {"block_table[2, 2] = 2147483647 is inside the live range of slot 2"}},
-    // fp8 scales.
-    {"ZeroKScale",
-     [](Call& c) {
-       c.quantize();
-       c.k_scale[1] = 0.0f;
-     },
-     kInvalid,
-     {"k_scale[1] = 0 must be finite and positive"}},
-    {"NegativeKScale",
-     [](Call& c) {
-       c.quantize();
-       c.k_scale[0] = -0.5f;
-     },
-     kInvalid,
-     {"k_scale[0] = -0.5 must be finite and positive"}},
-    {"NanVScale",
-     [](Call& c) {
-       c.quantize();
-       c.v_scale[0] = kNan;
-     },
-     kInvalid,
-     {"v_scale[0] = nan must be finite and positive"}},
-    {"InfiniteVScale",
-     [](Call& c) {
-       c.quantize();
-       c.v_scale[0] = kInf;
-     },
-     kInvalid,
-     {"v_scale[0] = inf must be finite and positive"}},
 };
 
 std::string breakage_name(const ::testing::TestParamInfo<Breakage>& info) {

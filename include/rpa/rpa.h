@@ -32,6 +32,7 @@ typedef enum rpa_dtype {
   RPA_BF16 = 1, /* raw uint16_t bit patterns */
   RPA_F16 = 2,  /* raw uint16_t bit patterns */
   RPA_I32 = 3,  /* block_table, seq_lens, query_start_len */
+  RPA_FP8_E4M3 = 4, /* K/V caches only: raw uint8_t e4m3 codes, with k_scale and v_scale */
 } rpa_dtype;
 
 typedef enum rpa_backend {
@@ -61,7 +62,8 @@ typedef struct rpa_tensor {
  *   block_table     [batch_capacity, max_pages_per_seq]  i32
  *   seq_lens        [batch_capacity]                     i32
  *   query_start_len [batch_capacity + 1]                 i32
- *   sinks           [num_kv_heads * heads_per_kv]        f32, optional */
+ *   sinks           [num_kv_heads * heads_per_kv]        f32, optional
+ *   k_scale/v_scale [1] or [num_kv_heads]                f32, with fp8 caches only */
 typedef struct rpa_attention_inputs {
   rpa_tensor q;
   rpa_tensor k_cache;
@@ -70,6 +72,8 @@ typedef struct rpa_attention_inputs {
   rpa_tensor seq_lens;
   rpa_tensor query_start_len;
   rpa_tensor sinks;
+  rpa_tensor k_scale;
+  rpa_tensor v_scale;
 } rpa_attention_inputs;
 
 /* out: shaped like q, dtype of q or f32. lse: [num_tokens, num_kv_heads,
@@ -116,7 +120,9 @@ typedef struct rpa_layer_inputs {
   rpa_tensor q;
   rpa_tensor k_cache;
   rpa_tensor v_cache;
-  rpa_tensor sinks; /* optional */
+  rpa_tensor sinks;   /* optional */
+  rpa_tensor k_scale; /* fp8 caches only */
+  rpa_tensor v_scale; /* fp8 caches only */
 } rpa_layer_inputs;
 
 /* The library version, "MAJOR.MINOR.PATCH". */

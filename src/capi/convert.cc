@@ -7,7 +7,8 @@ namespace rpa::capi {
 static_assert(RPA_F32 == static_cast<int>(DType::kF32) &&
                   RPA_BF16 == static_cast<int>(DType::kBF16) &&
                   RPA_F16 == static_cast<int>(DType::kF16) &&
-                  RPA_I32 == static_cast<int>(DType::kI32),
+                  RPA_I32 == static_cast<int>(DType::kI32) &&
+                  RPA_FP8_E4M3 == static_cast<int>(DType::kF8E4M3),
               "rpa_dtype mirrors rpa::DType value for value");
 static_assert(RPA_BACKEND_AUTO == static_cast<int>(Backend::kAuto) &&
                   RPA_BACKEND_REFERENCE == static_cast<int>(Backend::kReference) &&
@@ -18,7 +19,7 @@ static_assert(RPA_BACKEND_AUTO == static_cast<int>(Backend::kAuto) &&
 static_assert(RPA_MAX_RANK == kMaxRank, "rpa_tensor holds exactly a TensorView's rank");
 
 Status to_view(const rpa_tensor& tensor, const char* name, TensorView* view) {
-  if (tensor.dtype < RPA_F32 || tensor.dtype > RPA_I32) {
+  if (tensor.dtype < RPA_F32 || tensor.dtype > RPA_FP8_E4M3) {
     return Status::Invalid(cat(name, ": dtype ", tensor.dtype, " is not an rpa_dtype"));
   }
   if (tensor.rank < 0 || tensor.rank > RPA_MAX_RANK) {
@@ -55,7 +56,9 @@ Status to_inputs(const rpa_attention_inputs& inputs, AttentionInputs* out) {
   RPA_RETURN_IF_ERROR(to_view(inputs.block_table, "block_table", &out->block_table));
   RPA_RETURN_IF_ERROR(to_view(inputs.seq_lens, "seq_lens", &out->seq_lens));
   RPA_RETURN_IF_ERROR(to_view(inputs.query_start_len, "query_start_len", &out->query_start_len));
-  return to_view(inputs.sinks, "sinks", &out->sinks);
+  RPA_RETURN_IF_ERROR(to_view(inputs.sinks, "sinks", &out->sinks));
+  RPA_RETURN_IF_ERROR(to_view(inputs.k_scale, "k_scale", &out->k_scale));
+  return to_view(inputs.v_scale, "v_scale", &out->v_scale);
 }
 
 Status to_outputs(const rpa_attention_outputs& outputs, AttentionOutputs* out) {

@@ -78,6 +78,8 @@ Status run(const rpa_plan& plan, const rpa_layer_inputs& c_inputs,
   RPA_RETURN_IF_ERROR(to_view(c_inputs.k_cache, "k_cache", &inputs.k_cache));
   RPA_RETURN_IF_ERROR(to_view(c_inputs.v_cache, "v_cache", &inputs.v_cache));
   RPA_RETURN_IF_ERROR(to_view(c_inputs.sinks, "sinks", &inputs.sinks));
+  RPA_RETURN_IF_ERROR(to_view(c_inputs.k_scale, "k_scale", &inputs.k_scale));
+  RPA_RETURN_IF_ERROR(to_view(c_inputs.v_scale, "v_scale", &inputs.v_scale));
   RPA_RETURN_IF_ERROR(to_outputs(c_outputs, &outputs));
   RPA_RETURN_IF_ERROR(check_same_geometry(inputs.q, plan.q, "q"));
   RPA_RETURN_IF_ERROR(check_same_geometry(inputs.k_cache, plan.k_cache, "k_cache"));

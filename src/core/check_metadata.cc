@@ -1,11 +1,8 @@
 // check_metadata(): the value half of the contract checks (DESIGN §3). It reads
-// the fp8 scales once, query_start_len and seq_lens once per slot and block_table only at the live
+// query_start_len and seq_lens once per slot and block_table only at the live
 // pages of active slots, so it costs O(batch_capacity + live pages): entries
 // past a slot's live pages and the rows of inactive slots may hold garbage and
 // are never read.
-#include <cmath>
-#include <tuple>
-
 #include "core/message.h"
 #include "core/problem.h"
 
@@ -48,28 +45,10 @@ Status check_live_pages(const Problem& p, int64_t s) {
   return Status::Ok();
 }
 
-// A zero, negative or non-finite dequantization scale turns every key of a
-// head into 0, a sign flip or NaN: always a quantizer's bug, never a model's.
-Status check_scales(const Problem& p) {
-  for (const auto& [scale, stride, name] : {std::tuple{p.k_scale, p.k_scale_stride, "k_scale"},
-                                            std::tuple{p.v_scale, p.v_scale_stride, "v_scale"}}) {
-    if (scale == nullptr) continue;
-    const int64_t count = stride == 0 ? 1 : p.num_kv_heads;
-    for (int64_t h = 0; h < count; ++h) {
-      const float value = scale[h * stride];
-      if (!(value > 0.0f) || !std::isfinite(value)) {
-        return Status::Invalid(cat(name, "[", h, "] = ", value, " must be finite and positive"));
-      }
-    }
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 Status check_metadata(const Problem& p) {
   RPA_RETURN_IF_ERROR(check_query_starts(p));
-  RPA_RETURN_IF_ERROR(check_scales(p));
   const int64_t max_keys = p.max_pages_per_seq * p.page_size;  // fits int32: describe checked it
   for (int64_t s = 0; s < p.batch_capacity; ++s) {
     const int64_t seq_len = p.seq_lens[s];

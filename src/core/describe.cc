@@ -1,6 +1,7 @@
 // describe(): the O(1) half of the contract checks (DESIGN §3). It reads views,
-// dtypes and options, never a metadata value, and turns a valid call into the
-// Problem that planners and backends read.
+// dtypes and options, never a metadata value (only the fp8 scales, one per kv
+// head at most), and turns a valid call into the Problem that planners and
+// backends read.
 //
 // A dtype or size missing from the support table (core/support.h) is
 // kUnsupported: the call may be meaningful, but no kernel runs it. Every other
@@ -9,6 +10,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <tuple>
 
 #include "core/message.h"
 #include "core/problem.h"
@@ -249,6 +251,23 @@ Status check_outputs(const AttentionOutputs& outputs, const TensorView& q,
   return check_placement(outputs.lse, kLseRule, q, inputs, lse_span, &out_span);
 }
 
+// A zero, negative or non-finite dequantization scale turns every key of a
+// head into 0, a sign flip or NaN: always a quantizer's bug, never a model's.
+Status check_scale_values(const Problem& p) {
+  for (const auto& [scale, stride, name] : {std::tuple{p.k_scale, p.k_scale_stride, "k_scale"},
+                                            std::tuple{p.v_scale, p.v_scale_stride, "v_scale"}}) {
+    if (scale == nullptr) continue;
+    const int64_t count = stride == 0 ? 1 : p.num_kv_heads;
+    for (int64_t h = 0; h < count; ++h) {
+      const float value = scale[h * stride];
+      if (!(value > 0.0f) || !std::isfinite(value)) {
+        return Status::Invalid(cat(name, "[", h, "] = ", value, " must be finite and positive"));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status describe(const AttentionInputs& inputs, const AttentionOptions& options,
@@ -287,6 +306,9 @@ Status describe(const AttentionInputs& inputs, const AttentionOptions& options,
     p.v_scale = inputs.v_scale.as<const float>();
     p.k_scale_stride = inputs.k_scale.shape[0] == 1 ? 0 : inputs.k_scale.strides[0];
     p.v_scale_stride = inputs.v_scale.shape[0] == 1 ? 0 : inputs.v_scale.strides[0];
+    // The scales change with every layer, like q and the caches, and are
+    // checked with them: O(num_kv_heads), also when a plan is reused.
+    RPA_RETURN_IF_ERROR(check_scale_values(p));
   }
   return Status::Ok();
 }

@@ -1,9 +1,10 @@
 /* The C API from plain C: a ragged batch (a decode row, a chunked prefill and
  * an inactive slot between them, pages out of order) checked against a naive
  * double-precision loop written here; plan + run against one-shot;
- * merge_states and write_kv; and the error paths: codes, messages, and
- * outputs left untouched. */
+ * fp8 caches with their scales; merge_states and write_kv; and the error
+ * paths: codes, messages, and outputs left untouched. */
 #include <math.h>
+#include <stdint.h>
 #include <rpa/rpa.h>
 #include <stdio.h>
 #include <string.h>
@@ -284,6 +285,64 @@ static void test_write_kv(void) {
   CHECK(rpa_write_kv(NULL, &vn, &slots, &kct, &vct) == RPA_INVALID_ARGUMENT);
 }
 
+/* One decode row over 5 keys of one fp8 page whose K rows are all equal, so
+ * every key weighs 1/5: out = mean of v_j * v_scale, whatever k_scale. */
+static void test_fp8(void) {
+  enum { kKeys = 5 };
+  static uint8_t k8[kPage * kDim], v8[kPage * kDim];
+  static float q1[kDim], out1[kDim];
+  /* e4m3 codes of 0, 1, 2, 3 and 4; the dead tail of the page holds NaN codes. */
+  const uint8_t codes[kKeys] = {0x00, 0x38, 0x40, 0x44, 0x48};
+  memset(k8, 0x7f, sizeof(k8));
+  memset(v8, 0x7f, sizeof(v8));
+  for (int j = 0; j < kKeys; ++j) {
+    memset(k8 + j * kDim, 0x38, kDim);
+    memset(v8 + j * kDim, codes[j], kDim);
+  }
+  for (int d = 0; d < kDim; ++d) q1[d] = 0.25f;
+  float k_scale[1] = {3.0f}, v_scale[1] = {0.5f};
+  int32_t table[1] = {0}, lens[1] = {kKeys}, starts[2] = {0, 1};
+  rpa_attention_inputs in;
+  memset(&in, 0, sizeof(in));
+  in.q = tensor(q1, RPA_F32, 4, 1, 1, 1, kDim);
+  in.k_cache = tensor(k8, RPA_FP8_E4M3, 4, 1, kPage, 1, kDim);
+  in.v_cache = tensor(v8, RPA_FP8_E4M3, 4, 1, kPage, 1, kDim);
+  in.block_table = tensor(table, RPA_I32, 2, 1, 1, 0, 0);
+  in.seq_lens = tensor(lens, RPA_I32, 1, 1, 0, 0, 0);
+  in.query_start_len = tensor(starts, RPA_I32, 1, 2, 0, 0, 0);
+  in.k_scale = tensor(k_scale, RPA_F32, 1, 1, 0, 0, 0);
+  in.v_scale = tensor(v_scale, RPA_F32, 1, 1, 0, 0, 0);
+  rpa_attention_outputs outputs;
+  memset(&outputs, 0, sizeof(outputs));
+  outputs.out = tensor(out1, RPA_F32, 4, 1, 1, 1, kDim);
+  CHECK(rpa_attention(&in, NULL, &outputs) == RPA_OK);
+  for (int d = 0; d < kDim; ++d) CHECK(fabsf(out1[d] - 1.0f) < 1e-5f);
+
+  /* Per layer through a plan: the layer brings its own scales. */
+  rpa_plan* plan = NULL;
+  CHECK(rpa_plan_create(&in, NULL, &plan) == RPA_OK);
+  rpa_layer_inputs layer;
+  memset(&layer, 0, sizeof(layer));
+  layer.q = in.q;
+  layer.k_cache = in.k_cache;
+  layer.v_cache = in.v_cache;
+  layer.k_scale = in.k_scale;
+  float v_scale_2[1] = {2.0f};
+  layer.v_scale = tensor(v_scale_2, RPA_F32, 1, 1, 0, 0, 0);
+  CHECK(rpa_plan_run(plan, &layer, &outputs) == RPA_OK);
+  for (int d = 0; d < kDim; ++d) CHECK(fabsf(out1[d] - 4.0f) < 1e-5f);
+  /* A layer whose scale is not positive is refused, even through a plan. */
+  v_scale_2[0] = 0.0f;
+  CHECK(rpa_plan_run(plan, &layer, &outputs) == RPA_INVALID_ARGUMENT);
+  CHECK(strstr(rpa_last_error_message(), "v_scale[0] = 0 must be finite and positive") != NULL);
+  rpa_plan_destroy(plan);
+
+  /* fp8 caches without their scales are refused. */
+  in.k_scale = tensor(NULL, RPA_F32, 0, 0, 0, 0, 0);
+  CHECK(rpa_attention(&in, NULL, &outputs) == RPA_INVALID_ARGUMENT);
+  CHECK(strstr(rpa_last_error_message(), "k_scale is missing") != NULL);
+}
+
 int main(void) {
   fill_inputs();
   CHECK(strlen(rpa_version()) > 0);
@@ -291,6 +350,7 @@ int main(void) {
   test_one_shot();
   test_plan_and_run();
   test_errors();
+  test_fp8();
   test_merge_states();
   test_write_kv();
   if (failures != 0) {
