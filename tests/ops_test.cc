@@ -98,6 +98,23 @@ TEST(WriteKv, WritesEachTokenToItsSlotAndSkipsPadding) {
   EXPECT_EQ(untouched, static_cast<int>(cache.k.size()) - 2 * 2 * 64);
 }
 
+TEST(WriteKv, CopiesFp8CodesIntoFp8Caches) {
+  std::vector<uint8_t> k(2 * 4 * 1 * 64, 0x7f), v = k, kn(64, 0x38), vn(64, 0xc0);
+  std::vector<int32_t> slots = {6};  // page 1, offset 2
+  const auto fp8 = [](std::vector<uint8_t>& b, std::initializer_list<int64_t> shape) {
+    return TensorView::contiguous(b.data(), DType::kF8E4M3, shape);
+  };
+  ASSERT_TRUE(write_kv(fp8(kn, {1, 1, 64}), fp8(vn, {1, 1, 64}),
+                       TensorView::contiguous(slots.data(), DType::kI32, {1}),
+                       {fp8(k, {2, 4, 1, 64}), fp8(v, {2, 4, 1, 64})})
+                  .ok());
+  for (size_t i = 0; i < k.size(); ++i) {
+    const bool written = i / 64 == 6;
+    EXPECT_EQ(k[i], written ? 0x38 : 0x7f) << i;
+    EXPECT_EQ(v[i], written ? 0xc0 : 0x7f) << i;
+  }
+}
+
 TEST(WriteKv, RejectsBadSlotsAndWritesNothing) {
   std::vector<float> kn(2 * 2 * 64, 5.0f), vn = kn;
   const auto attempt = [&](std::vector<int32_t> slots) {

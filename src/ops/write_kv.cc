@@ -25,8 +25,11 @@ Status check_shapes(const TensorView& k_new, const TensorView& v_new, const Tens
                                  " must equal k_cache.shape[", d, "] = ", kc.shape[d]));
     }
   }
-  if (!contains(kSupportedDTypes, kc.dtype)) {
-    return Status::Invalid(cat("k_cache.dtype = ", kc.dtype, " must be f32, bf16 or f16"));
+  // fp8 tokens arrive already quantized (codes for the cache's scales): the
+  // copy is byte for byte, like every other dtype.
+  if (!contains(kSupportedDTypes, kc.dtype) && !contains(kQuantizedKvDTypes, kc.dtype)) {
+    return Status::Invalid(
+        cat("k_cache.dtype = ", kc.dtype, " must be f32, bf16, f16 or fp8_e4m3"));
   }
   if (cache.v_cache.dtype != kc.dtype) {
     return Status::Invalid(cat("v_cache.dtype = ", cache.v_cache.dtype, " must equal k_cache.dtype = ", kc.dtype));
