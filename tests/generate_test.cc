@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <span>
 #include <stdexcept>
 #include <utility>
 
@@ -41,7 +42,7 @@ int32_t entry(const Batch& b, int32_t s, int32_t p) {
 }
 
 // Counts NaN and out-of-[-1, 1] elements among `count` elements from `first`.
-std::pair<int64_t, int64_t> nan_and_outside(const std::vector<uint8_t>& buffer, DType dtype,
+std::pair<int64_t, int64_t> nan_and_outside(std::span<const uint8_t> buffer, DType dtype,
                                             int64_t first, int64_t count) {
   int64_t nans = 0, outside = 0;
   for (int64_t i = first; i < first + count; ++i) {
@@ -108,7 +109,7 @@ TEST(Generate, DeadDataIsPoisonedAndLiveDataIsInRange) {
         for (int32_t page = 0; page < b.num_pages; ++page) {
           const int64_t first = int64_t{page} * page_size * token;
           const int64_t dead = (page_size - live[page]) * token;
-          for (const std::vector<uint8_t>* cache : {&b.k_cache, &b.v_cache}) {
+          for (const PoolBytes* cache : {&b.k_cache, &b.v_cache}) {
             EXPECT_EQ(nan_and_outside(*cache, dtype, first, live[page] * token),
                       std::make_pair(int64_t{0}, int64_t{0}))
                 << "page " << page;

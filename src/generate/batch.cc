@@ -86,7 +86,7 @@ void fill_quantized(uint8_t* dst, int64_t count, float range, float scale, Rng& 
 // head h draws from [-ranges[h], ranges[h]) and is stored at scales[h].
 void fill_cache(const Batch& b, const std::vector<int32_t>& live_tokens,
                 const std::vector<float>& ranges, const std::vector<float>& scales, Rng& rng,
-                std::vector<uint8_t>* cache) {
+                PoolBytes* cache) {
   const BatchSpec& s = b.spec;
   const DType dtype = s.kv_dtype();
   const int64_t token_elems = int64_t{s.num_kv_heads} * s.head_dim;

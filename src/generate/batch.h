@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "generate/huge_pages.h"
 #include "rpa/attention.h"
 
 namespace rpa::gen {
@@ -83,8 +84,11 @@ struct Batch {
   int32_t num_pages = 0;
   int32_t max_pages_per_seq = 0;
 
-  std::vector<uint8_t> q;                 // raw element bytes in spec.dtype
-  std::vector<uint8_t> k_cache, v_cache;  // raw element bytes in spec.kv_dtype()
+  // Raw element bytes in spec.dtype (q) and spec.kv_dtype() (K/V). The K/V
+  // pools sit on huge pages (huge_pages.h), as a serving engine's big pools
+  // should.
+  std::vector<uint8_t> q;
+  PoolBytes k_cache, v_cache;
   std::vector<int32_t> block_table, seq_lens, query_start_len;
   std::vector<float> sinks;             // empty when spec.sinks is false
   std::vector<float> k_scale, v_scale;  // [1] or [num_kv_heads]; empty unless quantized
