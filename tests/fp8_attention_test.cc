@@ -7,7 +7,6 @@
 // whose dead K/V slots hold fp8 NaN.
 #include <gtest/gtest.h>
 
-#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -16,36 +15,24 @@
 
 #include "core/compare.h"
 #include "core/problem.h"
-#include "cpu/cpu.h"
 #include "generate/batch.h"
 #include "hwy/targets.h"
 #include "owned_outputs.h"
 #include "plan/planner.h"
+#include "random_batches.h"
 #include "single_loop/single_loop.h"
 
 namespace rpa {
 namespace {
 
+// The CPU suite's random spec (random_batches.h) with fp8 caches, up to three
+// kv heads (so per-head scales differ across heads) and logits wide enough
+// for the quantization to matter.
 gen::BatchSpec fp8_spec(uint64_t seed) {
-  gen::BatchSpec spec;
-  spec.seed = seed;
+  gen::BatchSpec spec = random_spec(seed);
   spec.kv_quant = seed % 2 == 0 ? gen::KvQuant::kFp8PerHead : gen::KvQuant::kFp8PerTensor;
-  spec.batch_capacity = 4 + static_cast<int32_t>(seed % 5);
-  spec.num_active = 1 + static_cast<int32_t>(seed % 4);
-  spec.dtype = std::array<DType, 3>{DType::kF32, DType::kBF16, DType::kF16}[seed % 3];
-  spec.out_dtype = seed % 4 == 0 ? DType::kF32 : spec.dtype;
-  spec.page_size = std::array<int32_t, 3>{16, 32, 64}[(seed / 3) % 3];
-  spec.heads_per_kv = std::array<int32_t, 3>{1, 4, 8}[(seed / 2) % 3];
   spec.num_kv_heads = 1 + static_cast<int32_t>(seed % 3);
-  spec.head_dim = std::array<int32_t, 5>{64, 80, 96, 128, 256}[(seed / 5) % 5];
-  spec.max_context = 260;
-  spec.max_prompt = 90;
-  spec.max_chunk = 40;
   spec.value_range = 3.0f;
-  if (seed % 3 == 1) spec.options.sliding_window = 1 + static_cast<int32_t>(seed * 13 % 90);
-  if (seed % 4 == 2) spec.options.logit_soft_cap = 5.0f;
-  spec.sinks = seed % 5 == 3;
-  spec.lse = seed % 2 == 0;
   return spec;
 }
 
@@ -56,30 +43,15 @@ Outputs run(const gen::Batch& batch, Backend backend) {
   return o;
 }
 
-// A backend on a plan built with `config` (0 = the planner's sizes).
-template <typename RunPlan>
-Outputs run_plan(const gen::Batch& batch, const PlanConfig& config, const RunPlan& run_plan) {
+Outputs run_single_loop_plan(const gen::Batch& batch, const PlanConfig& config) {
   Outputs o = make_outputs(batch);
   Problem problem;
   Plan plan;
   EXPECT_TRUE(describe(batch.inputs(), batch.spec.options, &o.views, &problem).ok());
   EXPECT_TRUE(build_plan(problem, config, &plan).ok());
-  const Status s = run_plan(problem, plan, batch.inputs(), o.views);
+  const Status s = run_single_loop(problem, plan, batch.inputs(), o.views);
   EXPECT_TRUE(s.ok()) << s.message();
   return o;
-}
-
-Outputs run_cpu_plan(const gen::Batch& batch, const PlanConfig& config) {
-  return run_plan(batch, config, [](const auto&... args) { return run_cpu(args..., 2); });
-}
-
-Outputs run_single_loop_plan(const gen::Batch& batch, const PlanConfig& config) {
-  return run_plan(batch, config, [](const auto&... args) { return run_single_loop(args...); });
-}
-
-PlanConfig small_config(int32_t page_size, uint64_t seed) {
-  return PlanConfig{static_cast<int32_t>(3 + seed % 7), page_size,
-                    page_size * static_cast<int32_t>(1 + seed % 3)};
 }
 
 // The fast paths fold the scales into q and o in f32; against the reference in
@@ -151,8 +123,8 @@ TEST(Fp8Attention, CpuMatchesReference) {
   for (uint64_t seed = 30; seed < 60; ++seed) {
     const gen::Batch batch = gen::generate(fp8_spec(seed));
     const Outputs want = run(batch, Backend::kReference);
-    expect_close(batch, run_cpu_plan(batch, {}), want);
-    expect_close(batch, run_cpu_plan(batch, small_config(batch.spec.page_size, seed)), want);
+    expect_close(batch, run_cpu_plan(batch, {}, 2), want);
+    expect_close(batch, run_cpu_plan(batch, small_config(batch.spec.page_size, seed), 2), want);
   }
 }
 
@@ -164,8 +136,8 @@ TEST(Fp8Attention, CpuDecodeWithLongContexts) {
     spec.max_context = 1500;
     const gen::Batch batch = gen::generate(spec);
     const Outputs want = run(batch, Backend::kReference);
-    expect_close(batch, run_cpu_plan(batch, {}), want);
-    expect_close(batch, run_cpu_plan(batch, small_config(spec.page_size, seed)), want);
+    expect_close(batch, run_cpu_plan(batch, {}, 2), want);
+    expect_close(batch, run_cpu_plan(batch, small_config(spec.page_size, seed), 2), want);
   }
 }
 
@@ -175,7 +147,7 @@ TEST(Fp8Attention, CpuOnEveryCompiledTarget) {
     hwy::SetSupportedTargetsForTest(target);
     for (uint64_t seed = 70; seed < 76; ++seed) {
       const gen::Batch batch = gen::generate(fp8_spec(seed));
-      expect_close(batch, run_cpu_plan(batch, small_config(batch.spec.page_size, seed)),
+      expect_close(batch, run_cpu_plan(batch, small_config(batch.spec.page_size, seed), 2),
                    run(batch, Backend::kReference));
     }
   }

@@ -94,8 +94,6 @@ struct Call {
   // Relabels the caches as fp8 e4m3 (the f32 buffers hold more than enough
   // bytes) with a per-kv-head k_scale and a per-tensor v_scale.
   void quantize() {
-    inputs.k_cache.dtype = DType::kF8E4M3;
-    inputs.v_cache.dtype = DType::kF8E4M3;
     inputs.k_cache = TensorView::contiguous(k.data(), DType::kF8E4M3,
                                             {kPages, kPageSize, kKvHeads, kHeadDim});
     inputs.v_cache = TensorView::contiguous(v.data(), DType::kF8E4M3,

@@ -1,0 +1,67 @@
+// The randomized batches and runs shared by the CPU backend tests (cpu_test,
+// fp8_attention_test): one spec per seed over every dtype, GQA ratio,
+// head_dim, page size and variant, plan sizes small enough to force many
+// tiles, chunks and splits, and the runs compared.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdint>
+
+#include "core/problem.h"
+#include "cpu/cpu.h"
+#include "generate/batch.h"
+#include "owned_outputs.h"
+#include "plan/planner.h"
+
+namespace rpa {
+
+inline Outputs run_reference_backend(const gen::Batch& batch) {
+  Outputs o = make_outputs(batch);
+  const Status s = attention(batch.inputs(), batch.spec.options, o.views, {Backend::kReference});
+  EXPECT_TRUE(s.ok()) << s.message();
+  return o;
+}
+
+// The CPU backend on a plan built with `config` (0 = the planner's sizes).
+inline Outputs run_cpu_plan(const gen::Batch& batch, const PlanConfig& config, int threads) {
+  Outputs o = make_outputs(batch);
+  Problem problem;
+  Plan plan;
+  EXPECT_TRUE(describe(batch.inputs(), batch.spec.options, &o.views, &problem).ok());
+  EXPECT_TRUE(build_plan(problem, config, &plan).ok());
+  const Status s = run_cpu(problem, plan, batch.inputs(), o.views, threads);
+  EXPECT_TRUE(s.ok()) << s.message();
+  return o;
+}
+
+inline gen::BatchSpec random_spec(uint64_t seed) {
+  gen::BatchSpec spec;
+  spec.seed = seed;
+  spec.batch_capacity = 4 + static_cast<int32_t>(seed % 5);
+  spec.num_active = 1 + static_cast<int32_t>(seed % 4);
+  spec.dtype = std::array<DType, 3>{DType::kF32, DType::kBF16, DType::kF16}[seed % 3];
+  spec.out_dtype = seed % 4 == 0 ? DType::kF32 : spec.dtype;
+  spec.page_size = std::array<int32_t, 3>{16, 32, 64}[(seed / 3) % 3];
+  spec.heads_per_kv = std::array<int32_t, 3>{1, 4, 8}[(seed / 2) % 3];
+  spec.num_kv_heads = 1 + static_cast<int32_t>(seed % 2);
+  spec.head_dim = std::array<int32_t, 5>{64, 80, 96, 128, 256}[(seed / 5) % 5];
+  spec.max_context = 260;
+  spec.max_prompt = 90;
+  spec.max_chunk = 40;
+  if (seed % 3 == 1) spec.options.sliding_window = 1 + static_cast<int32_t>(seed * 13 % 90);
+  if (seed % 4 == 2) spec.options.logit_soft_cap = 5.0f;
+  spec.sinks = seed % 5 == 3;
+  spec.lse = seed % 2 == 0;
+  return spec;
+}
+
+// Plan sizes small enough that short sequences still cross tiles, chunks and
+// splits, so every item boundary and the merge run.
+inline PlanConfig small_config(int32_t page_size, uint64_t seed) {
+  return PlanConfig{static_cast<int32_t>(3 + seed % 7), page_size,
+                    page_size * static_cast<int32_t>(1 + seed % 3)};
+}
+
+}  // namespace rpa
