@@ -30,12 +30,16 @@ void store(uint8_t* dst, float value) {
   }
 }
 
-// The top 24 of `bits` as a uniform value in [-range, range), exact before the
-// one rounding by the multiply, then rounded to the dtype.
+// The top 24 of `bits` as a uniform value in [-1, 1), exactly.
+float uniform_unit(uint32_t bits) {
+  return static_cast<float>(static_cast<int32_t>(bits >> 8) - (1 << 23)) * 0x1p-23f;
+}
+
+// A uniform value in [-range, range), exact before the one rounding by the
+// multiply, then rounded to the dtype.
 template <DType kType>
 void store_uniform(uint8_t* dst, uint32_t bits, float range) {
-  const float unit = static_cast<float>(static_cast<int32_t>(bits >> 8) - (1 << 23)) * 0x1p-23f;
-  store<kType>(dst, range * unit);
+  store<kType>(dst, range * uniform_unit(bits));
 }
 
 // Fills `count` elements with uniform values; typed once per call, not per element.
@@ -75,9 +79,7 @@ void fill_nan(DType dtype, uint8_t* dst, int64_t count) {
 // Quantizes `count` uniform values in [-range, range) to fp8 at `scale`.
 void fill_quantized(uint8_t* dst, int64_t count, float range, float scale, Rng& rng) {
   for (int64_t i = 0; i < count; ++i) {
-    const auto bits = static_cast<uint32_t>(rng.next() >> 32);
-    const float unit = static_cast<float>(static_cast<int32_t>(bits >> 8) - (1 << 23)) * 0x1p-23f;
-    dst[i] = f32_to_fp8_e4m3(range * unit / scale);
+    dst[i] = f32_to_fp8_e4m3(range * uniform_unit(static_cast<uint32_t>(rng.next() >> 32)) / scale);
   }
 }
 
