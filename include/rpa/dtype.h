@@ -62,6 +62,16 @@ constexpr uint16_t f32_to_bf16(float value) {
   return static_cast<uint16_t>((bits + rounding) >> 16);
 }
 
+// value >> shift (1 <= shift <= 31), rounded to nearest, ties to even: the
+// subnormal results of the narrowing conversions below.
+constexpr uint32_t shift_right_round_even(uint32_t value, uint32_t shift) {
+  const uint32_t halfway = 1u << (shift - 1);
+  const uint32_t remainder = value & ((1u << shift) - 1u);
+  uint32_t result = value >> shift;
+  if (remainder > halfway || (remainder == halfway && (result & 1u))) ++result;
+  return result;
+}
+
 constexpr float f16_to_f32(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   const uint32_t exponent = (h >> 10) & 0x1fu;
@@ -93,11 +103,7 @@ constexpr uint16_t f32_to_f16(float value) {
   const uint32_t exponent = abs >> 23;
   const uint32_t significand = (abs & 0x7fffffu) | 0x800000u;
   const uint32_t shift = 126u - exponent;  // 14..24 for exponents 102..112
-  const uint32_t halfway = 1u << (shift - 1);
-  const uint32_t remainder = significand & ((1u << shift) - 1u);
-  uint32_t result = significand >> shift;
-  if (remainder > halfway || (remainder == halfway && (result & 1u))) ++result;
-  return static_cast<uint16_t>(sign | result);
+  return static_cast<uint16_t>(sign | shift_right_round_even(significand, shift));
 }
 
 constexpr float fp8_e4m3_to_f32(uint8_t bits) {
@@ -132,11 +138,7 @@ constexpr uint8_t f32_to_fp8_e4m3(float value) {
   const uint32_t exponent = abs >> 23;
   const uint32_t significand = (abs & 0x7fffffu) | 0x800000u;
   const uint32_t shift = 141u - exponent;  // 21..24 for exponents 117..120
-  const uint32_t halfway = 1u << (shift - 1);
-  const uint32_t remainder = significand & ((1u << shift) - 1u);
-  uint32_t result = significand >> shift;
-  if (remainder > halfway || (remainder == halfway && (result & 1u))) ++result;
-  return static_cast<uint8_t>(sign | result);
+  return static_cast<uint8_t>(sign | shift_right_round_even(significand, shift));
 }
 
 // Loads element `i` of a buffer of dtype `t` as f32 (slow path: reference, tools).
