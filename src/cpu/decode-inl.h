@@ -1,7 +1,15 @@
 // The decode path: one query row per item (q_rows == 1) whose heads_per_kv (G)
 // heads share every K and V load. Decode is memory-bound, so the kernel reads
 // each live K/V row of the item's kv head exactly once, straight from its page,
-// and keeps the per-key arithmetic (G dot products, G axpys) in registers.
+// keeps the dot products in registers and o in L1.
+//
+// A task's chains (one per kv head) walk the same pages, and the kernel reads
+// them in address order, key by key and kv head by kv head within a key, in a
+// pass for K (the scores) and one for V (the accumulation) per key block: the
+// hardware prefetchers then stream the pages at a core's full DRAM rate.
+// Software prefetches did worse (one that misses the TLB is dropped, and
+// added to this order they slowed the hardware streams down); see
+// docs/benchmarks.md, "Decode against the DRAM rate".
 
 #if defined(RPA_CPU_DECODE_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef RPA_CPU_DECODE_INL_H_
@@ -14,11 +22,11 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "core/fp8.h"
 #include "core/online_softmax.h"
 #include "cpu/call.h"
 #include "cpu/epilogue.h"
 #include "cpu/load-inl.h"
-#include "hwy/cache_control.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
 
@@ -27,16 +35,12 @@ namespace rpa::cpu::HWY_NAMESPACE {
 
 // Keys per online-softmax step: scores of a block are computed, the state is
 // rescaled once, then the block's V rows are accumulated. 32 amortizes the
-// per-block reductions, exps and rescale of o (16 measured 3% slower) while
-// a block's K and V rows of one kv head (16 KiB at head_dim 128) stay in L1.
+// per-block reductions, exps and rescale of o (16 measured 3% slower).
 inline constexpr int kDecodeKeys = 32;
 
-// Query heads per register block: 4 heads x 2 keys of dot-product accumulators,
-// or 4 heads x 2 vectors of o, leave room for the loads in 16 AVX2 registers.
+// Query heads per register block: 4 heads x 2 keys of dot-product accumulators
+// leave room for the loads in 16 AVX2 registers.
 inline constexpr int kDecodeHeads = 4;
-
-// Bytes per prefetch: the cache line of x86 and of most Arm cores.
-inline constexpr int64_t kCacheLine = 64;
 
 // Per-thread scratch of the decode path (D = head_dim).
 // H counts the query heads of every chain of a task: chains x heads_per_kv.
@@ -69,27 +73,11 @@ struct DecodeScratch {
   }
 };
 
-#if HWY_TARGET == HWY_AVX2
-// Lane i of the result is the sum of the 8 lanes of v[i], for 8 vectors: a
-// tree of horizontal adds costs 9 instructions where 8 separate reductions
-// cost about 40.
-HWY_INLINE VF SumsOfEight(const VF* v) {
-  const __m256 a = _mm256_hadd_ps(v[0].raw, v[1].raw);
-  const __m256 b = _mm256_hadd_ps(v[2].raw, v[3].raw);
-  const __m256 c = _mm256_hadd_ps(v[4].raw, v[5].raw);
-  const __m256 d = _mm256_hadd_ps(v[6].raw, v[7].raw);
-  // Each 128-bit half of ab holds the half-sums of v[0..3], of cd of v[4..7].
-  const __m256 ab = _mm256_hadd_ps(a, b);
-  const __m256 cd = _mm256_hadd_ps(c, d);
-  return VF{
-      _mm256_add_ps(_mm256_permute2f128_ps(ab, cd, 0x20), _mm256_permute2f128_ps(ab, cd, 0x31))};
-}
-#endif
-
-// s[g * kDecodeKeys + n] = q_g . k_n for GB heads and KB keys; q in pair order.
+// s[g * kDecodeKeys + n * stride] = q_g . k_n for GB heads and KB keys; q in
+// pair order.
 template <int GB, int KB, typename T>
 HWY_INLINE void DecodeScores(const float* HWY_RESTRICT q, int64_t dim, const T* const* k,
-                             float* HWY_RESTRICT s) {
+                             int stride, float* HWY_RESTRICT s) {
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   VF acc[GB][KB];
@@ -116,110 +104,62 @@ HWY_INLINE void DecodeScores(const float* HWY_RESTRICT q, int64_t dim, const T* 
         acc[g][n] = hn::MulAdd(hn::LoadU(df, q + g * dim + d), kv, acc[g][n]);
     }
   }
-#if HWY_TARGET == HWY_AVX2
-  if constexpr (GB * KB == 8) {
-    alignas(32) float sums[8];
-    hn::Store(SumsOfEight(&acc[0][0]), df, sums);
-    for (int g = 0; g < GB; ++g) {
-      for (int n = 0; n < KB; ++n) s[g * kDecodeKeys + n] = sums[g * KB + n];
-    }
-    return;
-  }
-#endif
   for (int g = 0; g < GB; ++g) {
     for (int n = 0; n < KB; ++n) {
-      s[g * kDecodeKeys + n] = hn::GetLane(hn::SumOfLanes(df, acc[g][n]));
+      s[g * kDecodeKeys + n * stride] = hn::GetLane(hn::SumOfLanes(df, acc[g][n]));
     }
   }
 }
 
-// The K and V rows to prefetch while a chain computes a key block: its rows of
-// the next block, row n at k[n] + k_offset and v[n] + v_offset.
-template <typename T>
-struct AheadRows {
-  const T* const* k = nullptr;
-  const T* const* v = nullptr;
-  int64_t k_offset = 0;
-  int64_t v_offset = 0;
-  int count = 0;
-};
-
-template <typename T>
-HWY_INLINE void PrefetchRow(const T* row, int64_t dim) {
-  const char* bytes = reinterpret_cast<const char*>(row);
-  const int64_t size = dim * static_cast<int64_t>(sizeof(T));
-  for (int64_t b = 0; b < size; b += kCacheLine) hwy::Prefetch(bytes + b);
-}
-
-// Scores of a block, pair of keys by pair of keys, each pair followed by the
-// prefetch of the same keys' K rows of the next block. The V rows are
-// prefetched during the accumulation (DecodeAccumulateBlock): spread evenly
-// through all the FMAs of a block, the prefetches keep DRAM busy all along,
-// where a burst of them in the scores alone filled the miss buffers and
-// stalled the core, and left DRAM idle during the accumulation (decode-long
-// single thread: 11% faster spread than in a burst).
-template <int GB, typename T>
-HWY_INLINE void DecodeScoresBlock(const float* q, int64_t dim, const T* const* k, int nb, float* s,
-                                  const AheadRows<T>& ahead) {
-  for (int n = 0; n < std::max(nb, ahead.count); n += 2) {
-    if (n + 2 <= nb) {
-      DecodeScores<GB, 2>(q, dim, k + n, s + n);
-    } else if (n < nb) {
-      DecodeScores<GB, 1>(q, dim, k + n, s + n);
-    }
-    for (int j = n; j < std::min(n + 2, ahead.count); ++j) {
-      PrefetchRow(ahead.k[j] + ahead.k_offset, dim);
-    }
-  }
-}
-
-// o_g[d, d + NV * lanes) = alpha_g * o_g + sum_n p[g][n] * v_n for GB heads;
-// o in pair order. NV = 2 loads V by pairs, NV = 1 is the in-order tail.
-template <int GB, int NV, typename T>
-HWY_INLINE void DecodeAccumulate(const float* HWY_RESTRICT p, const T* const* v, int nb,
-                                 const float* HWY_RESTRICT alpha, int64_t dim, int64_t d,
-                                 float* HWY_RESTRICT o) {
+// o_g += sum_n p[g][n * stride] * v_n over all of head_dim, for GB heads and
+// KB keys; o in pair order. o is loaded and stored once per KB keys: the
+// price of reading V in page order (RunDecodeTask).
+template <int GB, int KB, typename T>
+HWY_INLINE void DecodeAccumulate(const float* HWY_RESTRICT p, int stride, const T* const* v,
+                                 int64_t dim, float* HWY_RESTRICT o) {
   const DF df;
-  const size_t lanes = hn::Lanes(df);
-  VF acc[GB][NV];
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  VF pb[GB][KB];
   for (int g = 0; g < GB; ++g) {
-    const VF a = hn::Set(df, alpha[g]);
-    for (int j = 0; j < NV; ++j) acc[g][j] = hn::Mul(hn::LoadU(df, o + g * dim + d + j * lanes), a);
+    for (int n = 0; n < KB; ++n) pb[g][n] = hn::Set(df, p[g * kDecodeKeys + n * stride]);
   }
-  for (int n = 0; n < nb; ++n) {
-    VF vv[NV];
-    if constexpr (NV == 2) {
-      LoadPair(df, v[n] + d, vv[0], vv[1]);
-    } else {
-      vv[0] = LoadF32(df, v[n] + d);
-    }
-    for (int g = 0; g < GB; ++g) {
-      const VF pb = hn::Set(df, p[g * kDecodeKeys + n]);
-      for (int j = 0; j < NV; ++j) acc[g][j] = hn::MulAdd(pb, vv[j], acc[g][j]);
-    }
-  }
-  for (int g = 0; g < GB; ++g) {
-    for (int j = 0; j < NV; ++j) hn::StoreU(acc[g][j], df, o + g * dim + d + j * lanes);
-  }
-}
-
-// The accumulation of a block, head_dim slice by slice, each slice followed by
-// the prefetch of an equal share of the next block's V rows.
-template <int GB, typename T>
-HWY_INLINE void DecodeAccumulateBlock(const float* p, const T* const* v, int nb, const float* alpha,
-                                      int64_t dim, float* o, const AheadRows<T>& ahead) {
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(DF()));
-  const int64_t steps = (dim + 2 * lanes - 1) / (2 * lanes);
-  const int per_step = static_cast<int>((ahead.count + steps - 1) / steps);
-  int next = 0;
   int64_t d = 0;
   for (; d + 2 * lanes <= dim; d += 2 * lanes) {
-    DecodeAccumulate<GB, 2>(p, v, nb, alpha, dim, d, o);
-    for (const int end = std::min(next + per_step, ahead.count); next < end; ++next)
-      PrefetchRow(ahead.v[next] + ahead.v_offset, dim);
+    VF va[KB], vb[KB];
+    for (int n = 0; n < KB; ++n) LoadPair(df, v[n] + d, va[n], vb[n]);
+    for (int g = 0; g < GB; ++g) {
+      float* og = o + g * dim + d;
+      VF oa = hn::LoadU(df, og);
+      VF ob = hn::LoadU(df, og + lanes);
+      for (int n = 0; n < KB; ++n) {
+        oa = hn::MulAdd(pb[g][n], va[n], oa);
+        ob = hn::MulAdd(pb[g][n], vb[n], ob);
+      }
+      hn::StoreU(oa, df, og);
+      hn::StoreU(ob, df, og + lanes);
+    }
   }
-  if (d < dim) DecodeAccumulate<GB, 1>(p, v, nb, alpha, dim, d, o);
-  for (; next < ahead.count; ++next) PrefetchRow(ahead.v[next] + ahead.v_offset, dim);
+  if (d < dim) {
+    for (int g = 0; g < GB; ++g) {
+      VF og = hn::LoadU(df, o + g * dim + d);
+      for (int n = 0; n < KB; ++n) og = hn::MulAdd(pb[g][n], LoadF32(df, v[n] + d), og);
+      hn::StoreU(og, df, o + g * dim + d);
+    }
+  }
+}
+
+// o_g *= alpha_g for every head of a chain: the online-softmax rescale of a
+// key block, before its keys are accumulated.
+HWY_INLINE void DecodeRescale(int64_t heads, int64_t dim, const DecodeScratch& st) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  for (int64_t g = 0; g < heads; ++g) {
+    if (st.alpha[g] == 1.0f) continue;
+    const VF a = hn::Set(df, st.alpha[g]);
+    float* og = st.o + g * dim;
+    for (int64_t d = 0; d < dim; d += lanes)
+      hn::StoreU(hn::Mul(hn::LoadU(df, og + d), a), df, og + d);
+  }
 }
 
 // Calls fn(std::integral_constant<int, GB>{}, g0) for head blocks of at most
@@ -242,6 +182,53 @@ HWY_INLINE void ForHeadBlocks(int64_t heads, const Fn& fn) {
         break;
     }
   }
+}
+
+// Calls fn(i, stride, std::integral_constant<int, KB>{}) for the keys of a
+// full block in groups of KB: key i with keys i + stride, i + 2 * stride, ...
+// (stride = kDecodeKeys / KB); a partial block (a row's first or last) goes
+// key by key, fn(n, 0, std::integral_constant<int, 1>{}). Walking the groups
+// in order reads KB runs of the block's rows side by side, each run in
+// address order: the hardware prefetchers stream every run, and KB runs keep
+// more DRAM requests in flight than one (decode-long, reads alone, one
+// thread: 22 ns per key and kv head with two runs, 25 with one; rows read kv
+// head by kv head instead, each row of the block in turn: 48).
+template <int KB, typename Fn>
+HWY_INLINE void ForKeyGroups(int nb, const Fn& fn) {
+  static_assert(kDecodeKeys % KB == 0, "a full block splits into KB runs");
+  if (nb == kDecodeKeys) {
+    constexpr int kStride = kDecodeKeys / KB;
+    for (int i = 0; i < kStride; ++i) fn(i, kStride, std::integral_constant<int, KB>{});
+  } else {
+    for (int n = 0; n < nb; ++n) fn(n, 0, std::integral_constant<int, 1>{});
+  }
+}
+
+// exp(x) for x <= 0, 0 for x = -inf and NaN for NaN: 2^(x log2 e) as 2^round(.) times a
+// degree-6 polynomial of the rest, within 2e-7 relative for x in [-2, 0]. The
+// rounding of x log2 e adds a relative error of up to |x| 6e-8, which matters
+// only where the result is tiny next to the softmax's largest p = 1. Half the
+// instructions of hn::Exp, whose range reduction serves all x: the exps were
+// 80% of DecodeSoftmax.
+HWY_INLINE VF ExpNonPositive(DF df, VF x) {
+  const hn::RebindToSigned<DF> di;
+  // Clamped at 2^-125, so that the result stays a normal float.
+  const VF t = hn::Max(hn::Mul(x, hn::Set(df, 1.44269504088896341f)), hn::Set(df, -125.0f));
+  const VF whole = hn::Round(t);
+  const VF f = hn::Sub(t, whole);  // in [-0.5, 0.5]
+  VF p = hn::Set(df, 1.535336188319500e-4f);
+  p = hn::MulAdd(p, f, hn::Set(df, 1.339887440266574e-3f));
+  p = hn::MulAdd(p, f, hn::Set(df, 9.618437357674640e-3f));
+  p = hn::MulAdd(p, f, hn::Set(df, 5.550332471162809e-2f));
+  p = hn::MulAdd(p, f, hn::Set(df, 2.402264791363012e-1f));
+  p = hn::MulAdd(p, f, hn::Set(df, 6.931472028550421e-1f));
+  p = hn::MulAdd(p, f, hn::Set(df, 1.0f));
+  // p * 2^whole: whole added to the exponent bits of p (p in [0.7, 1.5]).
+  const VF r =
+      hn::BitCast(df, hn::Add(hn::BitCast(di, p), hn::ShiftLeft<23>(hn::ConvertTo(di, whole))));
+  // A NaN score (a NaN in q or in a live K row) must reach the output, not
+  // vanish into the clamp.
+  return hn::IfThenElse(hn::IsNaN(x), x, hn::IfThenZeroElse(hn::Eq(x, hn::Set(df, kNegInf)), r));
 }
 
 // Folds scores s[g][0, nb) of every head into the state: soft cap (cap > 0),
@@ -283,7 +270,7 @@ HWY_INLINE void DecodeSoftmax(int64_t heads, int nb, float cap, float raw_half,
     VF sum = hn::Zero(df);
     const VF p_factor = hn::Set(df, raw_half);
     for (int n = 0; n < kDecodeKeys; n += lanes) {
-      const VF p = hn::Exp(df, hn::Sub(hn::LoadU(df, s + n), shift));
+      const VF p = ExpNonPositive(df, hn::Sub(hn::LoadU(df, s + n), shift));
       hn::StoreU(raw_half != 1.0f ? hn::Mul(p, p_factor) : p, df, s + n);
       sum = hn::Add(sum, p);
     }
@@ -319,6 +306,12 @@ HWY_INLINE void RestoreNaNOutputs(const T* const* v, int nb, int64_t heads, int6
       }
     }
   }
+}
+
+// The rows of kv head h of a block's keys: kv head 0's rows plus h rows.
+template <typename T>
+HWY_INLINE void RowsOfHead(const T* const* head0, int nb, int64_t offset, const T** rows) {
+  for (int n = 0; n < nb; ++n) rows[n] = head0[n] + offset;
 }
 
 // One block of at most kDecodeKeys keys of a decode task: the K and V rows of
@@ -409,52 +402,55 @@ void RunDecodeTask(const CpuCall& call, const Chain* chains, int32_t count,
       pb.sliding_window > 0 ? std::max<int64_t>(0, first.q_pos - pb.sliding_window + 1) : 0;
   const int64_t k_head_stride = call.k_cache.s[2];
   const int64_t v_head_stride = call.v_cache.s[2];
-  const T* k_rows[kDecodeKeys];
-  const T* v_rows[kDecodeKeys];
   KeyBlocks<T> walk(call, chains[0], lo, hi);
-  KeyBlock<T> blocks[2];
-  bool more = walk.next(&blocks[0]);
-  for (int cur = 0; more; cur ^= 1) {
-    const KeyBlock<T>& block = blocks[cur];
-    const KeyBlock<T>& ahead = blocks[cur ^ 1];
-    more = walk.next(&blocks[cur ^ 1]);
-    // A software prefetch that misses the TLB is dropped (measured on Zen 3
-    // with 4 KiB pages: prefetching the next block gained nothing until the
-    // pool sat on huge pages). One demand load per row of the next block walks
-    // its pages into the TLB now, so that the prefetches below land; these
-    // loads miss together, costing one DRAM latency per block.
-    const int ahead_count = more ? ahead.count : 0;
-    const int64_t h_touch = chains[0].items[ahead.item].kv_head;
-    for (int n = 0; n < ahead_count; ++n) {
-      static_cast<void>(
-          *reinterpret_cast<const volatile char*>(ahead.k[n] + h_touch * k_head_stride));
-      static_cast<void>(
-          *reinterpret_cast<const volatile char*>(ahead.v[n] + h_touch * v_head_stride));
-    }
+  KeyBlock<T> block;
+  while (walk.next(&block)) {
     const int nb = block.count;
+    // Every pass over the block reads its pages key by key, and within a key
+    // kv head by kv head: in address order (ForKeyGroups). The scores take two
+    // keys per q load; the accumulation four keys per load and store of o.
+    ForKeyGroups<2>(nb, [&](int i, int stride, auto n) {
+      constexpr int KB = decltype(n)::value;
+      for (int32_t c = 0; c < count; ++c) {
+        const DecodeScratch st = scratch.shifted(c * heads, dim);
+        const int64_t offset = chains[c].items[block.item].kv_head * k_head_stride;
+        const T* k_rows[KB];
+        for (int j = 0; j < KB; ++j) k_rows[j] = block.k[i + j * stride] + offset;
+        ForHeadBlocks(heads, [&](auto gb, int64_t g0) {
+          DecodeScores<decltype(gb)::value, KB>(st.q + g0 * dim, dim, k_rows, stride,
+                                                st.s + g0 * kDecodeKeys + i);
+        });
+      }
+    });
     for (int32_t c = 0; c < count; ++c) {
       const DecodeScratch st = scratch.shifted(c * heads, dim);
-      const int64_t h = chains[c].items[block.item].kv_head;
-      for (int n = 0; n < nb; ++n) {
-        k_rows[n] = block.k[n] + h * k_head_stride;
-        v_rows[n] = block.v[n] + h * v_head_stride;
+      if constexpr (kQuantized<T>) {
+        const T* k_rows[kDecodeKeys];
+        RowsOfHead(block.k, nb, chains[c].items[block.item].kv_head * k_head_stride, k_rows);
+        RestoreNaNScores(k_rows, nb, heads, dim, st.s);
       }
-      const int64_t h_ahead = chains[c].items[ahead.item].kv_head;
-      const AheadRows<T> ahead_rows{ahead.k, ahead.v, h_ahead * k_head_stride,
-                                    h_ahead * v_head_stride, ahead_count};
-      ForHeadBlocks(heads, [&](auto gb, int64_t g0) {
-        DecodeScoresBlock<decltype(gb)::value>(st.q + g0 * dim, dim, k_rows, nb,
-                                               st.s + g0 * kDecodeKeys,
-                                               g0 == 0 ? ahead_rows : AheadRows<T>{});
-      });
-      RestoreNaNScores(k_rows, nb, heads, dim, st.s);
       DecodeSoftmax(heads, nb, pb.logit_soft_cap, kQuantized<T> ? kFp8RawHalfFactor : 1.0f, st);
-      ForHeadBlocks(heads, [&](auto gb, int64_t g0) {
-        DecodeAccumulateBlock<decltype(gb)::value>(st.s + g0 * kDecodeKeys, v_rows, nb,
-                                                   st.alpha + g0, dim, st.o + g0 * dim,
-                                                   g0 == 0 ? ahead_rows : AheadRows<T>{});
-      });
-      RestoreNaNOutputs(v_rows, nb, heads, dim, st.o);
+      DecodeRescale(heads, dim, st);
+    }
+    ForKeyGroups<4>(nb, [&](int i, int stride, auto n) {
+      constexpr int KB = decltype(n)::value;
+      for (int32_t c = 0; c < count; ++c) {
+        const DecodeScratch st = scratch.shifted(c * heads, dim);
+        const int64_t offset = chains[c].items[block.item].kv_head * v_head_stride;
+        const T* v_rows[KB];
+        for (int j = 0; j < KB; ++j) v_rows[j] = block.v[i + j * stride] + offset;
+        ForHeadBlocks(heads, [&](auto gb, int64_t g0) {
+          DecodeAccumulate<decltype(gb)::value, KB>(st.s + g0 * kDecodeKeys + i, stride, v_rows,
+                                                    dim, st.o + g0 * dim);
+        });
+      }
+    });
+    if constexpr (kQuantized<T>) {
+      for (int32_t c = 0; c < count; ++c) {
+        const T* v_rows[kDecodeKeys];
+        RowsOfHead(block.v, nb, chains[c].items[block.item].kv_head * v_head_stride, v_rows);
+        RestoreNaNOutputs(v_rows, nb, heads, dim, scratch.shifted(c * heads, dim).o);
+      }
     }
   }
   for (int32_t c = 0; c < count; ++c) {
