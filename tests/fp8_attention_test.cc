@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -59,10 +60,11 @@ Outputs run_single_loop_plan(const gen::Batch& batch, const PlanConfig& config) 
 void expect_close(const gen::Batch& batch, const Outputs& got, const Outputs& want) {
   const Comparison c = compare_outputs(got.views.out, want.views.out, batch.seq_lens.data(),
                                        batch.query_start_len.data(), batch.spec.batch_capacity);
-  const double tolerance = batch.spec.out_dtype == DType::kF32 ? 2e-5 : tolerance_for(batch.spec.out_dtype);
+  const double tolerance =
+      batch.spec.out_dtype == DType::kF32 ? 2e-5 : tolerance_for(batch.spec.out_dtype);
   EXPECT_EQ(c.rows, batch.live_rows()) << "seed " << batch.spec.seed;
-  EXPECT_TRUE(c.within(tolerance)) << "seed " << batch.spec.seed << ": relative error "
-                                   << c.relative_error();
+  EXPECT_TRUE(c.within(tolerance))
+      << "seed " << batch.spec.seed << ": relative error " << c.relative_error();
   if (!batch.spec.lse) return;
   for (size_t i = 0; i < got.lse.size(); ++i) {
     if (std::isnan(want.lse[i])) {
@@ -95,8 +97,7 @@ TEST(Fp8Attention, ReferenceMeansBytesTimesTheirHeadsScale) {
       f32->resize(fp8->size() * sizeof(float));
       for (size_t i = 0; i < fp8->size(); ++i) {
         const int64_t h = static_cast<int64_t>(i) / dim % heads;
-        const float value =
-            fp8_e4m3_to_f32((*fp8)[i]) * (*scales)[scales->size() == 1 ? 0 : h];
+        const float value = fp8_e4m3_to_f32((*fp8)[i]) * (*scales)[scales->size() == 1 ? 0 : h];
         std::memcpy(f32->data() + i * sizeof(float), &value, sizeof(float));
       }
     }
@@ -154,26 +155,45 @@ TEST(Fp8Attention, CpuOnEveryCompiledTarget) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
-// A NaN byte in a live V row reaches the output of the rows that see it (fp8
-// NaN is not lost in the SIMD decode), and only theirs. (V, not K: a NaN
-// score may be dropped by a SIMD max, a NaN value row never is.)
-TEST(Fp8Attention, LiveNanBytePropagatesToItsSlotOnly) {
-  gen::BatchSpec spec = fp8_spec(80);
-  spec.batch_capacity = 2;
-  spec.slots = {{1, 40}, {1, 40}};
-  spec.slot_positions = {0, 1};
-  spec.shared_prefix_fraction = 0.0;
-  gen::Batch batch = gen::generate(spec);
-  const int64_t token_bytes = int64_t{spec.num_kv_heads} * spec.head_dim;
-  const int64_t page = batch.block_table[0];                      // slot 0's first page
-  batch.v_cache[page * spec.page_size * token_bytes + 5] = 0x7f;  // key 0, kv head 0, d 5
-  const int64_t row_elems = int64_t{spec.num_kv_heads} * spec.heads_per_kv * spec.head_dim;
-  for (Backend backend : {Backend::kReference, Backend::kCpu, Backend::kSingleLoop}) {
-    const Outputs o = run(batch, backend);
-    const TensorView& out = o.views.out;
-    EXPECT_TRUE(std::isnan(load_as_f32(out.data, out.dtype, 5))) << backend_name(backend);
-    EXPECT_TRUE(std::isfinite(load_as_f32(out.data, out.dtype, row_elems)))
-        << backend_name(backend);
+// A NaN code in a live K or V row reaches the output of the decode row that
+// sees it (the SIMD decode misreads NaN; the kernels scan for it), and only
+// that row's: in the first and in the last key, at an element inside the
+// vectors and in the tail that head_dim 80 leaves after 32-byte vectors.
+TEST(Fp8Attention, LiveNanCodePropagatesToItsSlotOnly) {
+  for (const int32_t dim : {80, 128}) {
+    for (const bool in_k : {false, true}) {
+      for (const int32_t key : {0, 39}) {
+        for (const int32_t d : {5, dim - 3}) {
+          gen::BatchSpec spec = fp8_spec(80);
+          spec.head_dim = dim;
+          spec.batch_capacity = 2;
+          spec.slots = {{1, 40}, {1, 40}};
+          spec.slot_positions = {0, 1};
+          spec.shared_prefix_fraction = 0.0;
+          gen::Batch batch = gen::generate(spec);
+          const int64_t token_bytes = int64_t{spec.num_kv_heads} * dim;
+          // Slot 0's page holding `key`, kv head 0, element d.
+          const int64_t page = batch.block_table[key / spec.page_size];
+          const int64_t at = (page * spec.page_size + key % spec.page_size) * token_bytes + d;
+          (in_k ? batch.k_cache : batch.v_cache)[at] = 0xff;
+          const int64_t row_elems = int64_t{spec.num_kv_heads} * spec.heads_per_kv * dim;
+          for (Backend backend : {Backend::kReference, Backend::kCpu, Backend::kSingleLoop}) {
+            const Outputs o = run(batch, backend);
+            const TensorView& out = o.views.out;
+            const std::string where = std::string(backend_name(backend)) + (in_k ? " K" : " V") +
+                                      " dim " + std::to_string(dim) + " key " +
+                                      std::to_string(key) + " d " + std::to_string(d);
+            // A NaN score poisons every element of the row's heads on kv head
+            // 0; a NaN value only element d.
+            EXPECT_TRUE(std::isnan(load_as_f32(out.data, out.dtype, d))) << where;
+            if (in_k) {
+              EXPECT_TRUE(std::isnan(load_as_f32(out.data, out.dtype, 0))) << where;
+            }
+            EXPECT_TRUE(std::isfinite(load_as_f32(out.data, out.dtype, row_elems))) << where;
+          }
+        }
+      }
+    }
   }
 }
 

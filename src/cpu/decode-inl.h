@@ -33,6 +33,10 @@
 HWY_BEFORE_NAMESPACE();
 namespace rpa::cpu::HWY_NAMESPACE {
 
+using rpa::HWY_NAMESPACE::DU8;
+using rpa::HWY_NAMESPACE::Fp8FoldMagnitudes;
+using rpa::HWY_NAMESPACE::Fp8ScanFoundNaN;
+
 // Keys per online-softmax step: scores of a block are computed, the state is
 // rescaled once, then the block's V rows are accumulated. 32 amortizes the
 // per-block reductions, exps and rescale of o (16 measured 3% slower).
@@ -282,8 +286,7 @@ HWY_INLINE void DecodeSoftmax(int64_t heads, int nb, float cap, float raw_half,
 // (core/fp8_load-inl.h), where the exact decode would have produced them: a
 // NaN code in a K row makes its key's score NaN for every head ...
 template <typename T>
-HWY_INLINE void RestoreNaNScores(const T* const* k, int nb, int64_t heads, int64_t dim,
-                                 float* s) {
+HWY_INLINE void RestoreNaNScores(const T* const* k, int nb, int64_t heads, int64_t dim, float* s) {
   if constexpr (kQuantized<T>) {
     for (int n = 0; n < nb; ++n) {
       if (!fp8_e4m3_has_nan(k[n], dim)) continue;
@@ -295,8 +298,7 @@ HWY_INLINE void RestoreNaNScores(const T* const* k, int nb, int64_t heads, int64
 // ... and one in a V row makes that element of every head's o NaN (p * NaN
 // is NaN whatever p; once NaN, o stays NaN through later rescales).
 template <typename T>
-HWY_INLINE void RestoreNaNOutputs(const T* const* v, int nb, int64_t heads, int64_t dim,
-                                  float* o) {
+HWY_INLINE void RestoreNaNOutputs(const T* const* v, int nb, int64_t heads, int64_t dim, float* o) {
   if constexpr (kQuantized<T>) {
     for (int n = 0; n < nb; ++n) {
       if (!fp8_e4m3_has_nan(v[n], dim)) continue;
@@ -406,6 +408,11 @@ void RunDecodeTask(const CpuCall& call, const Chain* chains, int32_t count,
   KeyBlock<T> block;
   while (walk.next(&block)) {
     const int nb = block.count;
+    // fp8: the NaN scans of the block's K and V rows (RestoreNaN*).
+    auto k_largest = hn::Zero(DU8());
+    auto v_largest = hn::Zero(DU8());
+    bool k_tail_nan = false;
+    bool v_tail_nan = false;
     // Every pass over the block reads its pages key by key, and within a key
     // kv head by kv head: in address order (ForKeyGroups). The scores take two
     // keys per q load; the accumulation four keys per load and store of o.
@@ -420,11 +427,16 @@ void RunDecodeTask(const CpuCall& call, const Chain* chains, int32_t count,
           DecodeScores<decltype(gb)::value, KB>(st.q + g0 * dim, dim, k_rows, stride,
                                                 st.s + g0 * kDecodeKeys + i);
         });
+        if constexpr (kQuantized<T>) {
+          for (int j = 0; j < KB; ++j)
+            k_largest = Fp8FoldMagnitudes(k_rows[j], dim, k_largest, k_tail_nan);
+        }
       }
     });
+    const bool k_nan = kQuantized<T> && Fp8ScanFoundNaN(k_largest, k_tail_nan);
     for (int32_t c = 0; c < count; ++c) {
       const DecodeScratch st = scratch.shifted(c * heads, dim);
-      if constexpr (kQuantized<T>) {
+      if (k_nan) {
         const T* k_rows[kDecodeKeys];
         RowsOfHead(block.k, nb, chains[c].items[block.item].kv_head * k_head_stride, k_rows);
         RestoreNaNScores(k_rows, nb, heads, dim, st.s);
@@ -443,9 +455,13 @@ void RunDecodeTask(const CpuCall& call, const Chain* chains, int32_t count,
           DecodeAccumulate<decltype(gb)::value, KB>(st.s + g0 * kDecodeKeys + i, stride, v_rows,
                                                     dim, st.o + g0 * dim);
         });
+        if constexpr (kQuantized<T>) {
+          for (int j = 0; j < KB; ++j)
+            v_largest = Fp8FoldMagnitudes(v_rows[j], dim, v_largest, v_tail_nan);
+        }
       }
     });
-    if constexpr (kQuantized<T>) {
+    if (kQuantized<T> && Fp8ScanFoundNaN(v_largest, v_tail_nan)) {
       for (int32_t c = 0; c < count; ++c) {
         const T* v_rows[kDecodeKeys];
         RowsOfHead(block.v, nb, chains[c].items[block.item].kv_head * v_head_stride, v_rows);
