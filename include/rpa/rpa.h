@@ -183,6 +183,16 @@ rpa_status rpa_write_kv(const rpa_tensor* k_new, const rpa_tensor* v_new,
                         const rpa_tensor* slot_mapping, const rpa_tensor* k_cache,
                         const rpa_tensor* v_cache);
 
+/* rpa_write_kv into fp8_e4m3 caches from f32, bf16 or f16 tokens: each
+ * element becomes the code of value / scale[h] (round to nearest even,
+ * saturated at +-448, NaN kept), with k_scale, v_scale f32 [1] or
+ * [num_kv_heads], finite and positive: the scales attention dequantizes with.
+ * With both scales NULL it is rpa_write_kv (codes or same-dtype tokens). */
+rpa_status rpa_write_kv_scaled(const rpa_tensor* k_new, const rpa_tensor* v_new,
+                               const rpa_tensor* slot_mapping, const rpa_tensor* k_cache,
+                               const rpa_tensor* v_cache, const rpa_tensor* k_scale,
+                               const rpa_tensor* v_scale);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

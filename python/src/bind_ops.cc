@@ -41,18 +41,28 @@ py::tuple merge_states_py(py::object out_a, py::object lse_a, py::object out_b, 
 }
 
 void write_kv_py(py::object k_new, py::object v_new, py::object slot_mapping, py::object k_cache,
-                 py::object v_cache, std::optional<std::string> dtype) {
+                 py::object v_cache, std::optional<std::string> dtype, py::object k_scale,
+                 py::object v_scale) {
   const std::optional<DType> raw16 = float_dtype(dtype, "dtype");
-  Borrowed k, v, slots, kc, vc;
+  Borrowed k, v, slots, kc, vc, ks, vs;
   throw_if_error(k.borrow(k_new, "k_new", raw16));
   throw_if_error(v.borrow(v_new, "v_new", raw16));
   throw_if_error(slots.borrow(slot_mapping, "slot_mapping", std::nullopt));
   throw_if_error(kc.borrow(k_cache, "k_cache", raw16, /*written=*/true));
   throw_if_error(vc.borrow(v_cache, "v_cache", raw16, /*written=*/true));
+  KvCache cache{kc.view(), vc.view()};
+  if (!k_scale.is_none()) {
+    throw_if_error(ks.borrow(k_scale, "k_scale", std::nullopt));
+    cache.k_scale = ks.view();
+  }
+  if (!v_scale.is_none()) {
+    throw_if_error(vs.borrow(v_scale, "v_scale", std::nullopt));
+    cache.v_scale = vs.view();
+  }
   Status status;
   {
     py::gil_scoped_release release;
-    status = write_kv(k.view(), v.view(), slots.view(), KvCache{kc.view(), vc.view()});
+    status = write_kv(k.view(), v.view(), slots.view(), cache);
   }
   throw_if_error(status);
 }
@@ -68,12 +78,14 @@ over their union (exact without sinks). out_a, out_b [rows..., head_dim]
 (bf16 as uint16 with dtype='bf16'); lse_a, lse_b [rows...] float32.
 Returns (out, lse), out in out_dtype or out_a's dtype.)doc");
   m.def("write_kv", &write_kv_py, "k_new"_a, "v_new"_a, "slot_mapping"_a, "k_cache"_a, "v_cache"_a,
-        py::kw_only(), "dtype"_a = py::none(),
+        py::kw_only(), "dtype"_a = py::none(), "k_scale"_a = py::none(), "v_scale"_a = py::none(),
         R"doc(Writes new tokens' K and V into the paged caches, in place.
 k_new, v_new [num_new_tokens, num_kv_heads, head_dim]; slot_mapping
 [num_new_tokens] int32 with slot = page * page_size + offset, -1 = skip;
 k_cache, v_cache [num_pages, page_size, num_kv_heads, head_dim], writable.
-On any error nothing is written.)doc");
+fp8 caches (uint8) take uint8 codes as they are, or float32/bf16/f16 tokens
+quantized as code = fp8(value / scale[h]) with k_scale, v_scale float32
+[1] or [num_kv_heads]. On any error nothing is written.)doc");
 }
 
 }  // namespace rpa::python

@@ -67,3 +67,62 @@ def test_fp8_needs_its_scales():
     with pytest.raises(ValueError, match=r"v_scale\[0\] = -1 must be finite and positive"):
         rpa.attention(**b, k_scale=np.array([0.01], np.float32),
                       v_scale=np.array([-1.0], np.float32))
+
+
+def signed_zero(codes):
+    """Codes with -0 (0x80) read as +0: the library keeps a tiny negative's
+    sign, quantize() picks the first of two equal values."""
+    return np.where(codes == 0x80, 0, codes)
+
+
+@pytest.mark.parametrize("dtype", ["f32", "bf16"])
+@pytest.mark.parametrize("per_head", [False, True])
+def test_write_kv_quantizes_tokens_into_fp8_caches(dtype, per_head):
+    """Float tokens written at the cache's scales hold the NumPy quantizer's
+    codes (random values: no ties between codes); other slots are untouched."""
+    rng = np.random.default_rng(7)
+    pages, page_size, heads, dim = 3, 16, 2, 64
+    tokens = 20
+    head_range = np.array([1.0, 0.05])[:, None]  # per-head scales differ by 20x
+    k_new = (rng.standard_normal((tokens, heads, dim)) * head_range).astype(np.float32)
+    v_new = rng.standard_normal((tokens, heads, dim)).astype(np.float32) * 3
+    amax_k = np.abs(k_new).max(axis=(0, 2)) / 448
+    k_scale = (amax_k if per_head else amax_k[:1]).astype(np.float32)
+    v_scale = np.array([np.abs(v_new).max() / 448], np.float32)
+    k_new[4, 1, 7] = 1e6  # beyond the scale's range: saturates at the largest code
+    if dtype == "bf16":  # the quantizer reads the bf16 values
+        k_new, v_new = (decode(storage(x, "bf16"), "bf16").astype(np.float32)
+                        for x in (k_new, v_new))
+    slot_mapping = rng.permutation(pages * page_size)[:tokens].astype(np.int32)
+    slot_mapping[3] = -1  # a padding token
+    k_cache = np.full((pages, page_size, heads, dim), 0x55, np.uint8)
+    v_cache = k_cache.copy()
+    given = (lambda x: storage(x, "bf16")) if dtype == "bf16" else (lambda x: x)
+    rpa.write_kv(given(k_new), given(v_new), slot_mapping, k_cache, v_cache,
+                 dtype=dtype if dtype == "bf16" else None, k_scale=k_scale, v_scale=v_scale)
+    flat_k = k_cache.reshape(-1, heads, dim)
+    flat_v = v_cache.reshape(-1, heads, dim)
+    scale_k = np.broadcast_to(k_scale, (heads,))[:, None]
+    for t, slot in enumerate(slot_mapping):
+        if slot == -1:
+            continue
+        for got, x, scale in ((flat_k[slot], k_new[t], scale_k),
+                              (flat_v[slot], v_new[t], v_scale[0])):
+            np.testing.assert_array_equal(signed_zero(got), signed_zero(quantize(x, scale)))
+    written = np.zeros(pages * page_size, bool)
+    written[slot_mapping[slot_mapping >= 0]] = True
+    assert (flat_k[~written] == 0x55).all() and (flat_v[~written] == 0x55).all()
+    assert flat_k[slot_mapping[4], 1, 7] == 0x7E
+
+
+def test_write_kv_quantizing_needs_both_scales_and_writes_nothing():
+    k_cache = np.zeros((1, 16, 1, 64), np.uint8)
+    v_cache = k_cache.copy()
+    x = np.ones((1, 1, 64), np.float32)
+    slots = np.array([0], np.int32)
+    with pytest.raises(ValueError, match="v_scale is missing"):
+        rpa.write_kv(x, x, slots, k_cache, v_cache, k_scale=np.array([1.0], np.float32))
+    with pytest.raises(ValueError, match=r"k_scale\[0\] = nan must be finite and positive"):
+        rpa.write_kv(x, x, slots, k_cache, v_cache, k_scale=np.array([np.nan], np.float32),
+                     v_scale=np.array([1.0], np.float32))
+    assert not k_cache.any() and not v_cache.any()

@@ -1,5 +1,5 @@
-// The C entries of the cache and state operations: rpa_merge_states and
-// rpa_write_kv.
+// The C entries of the cache and state operations: rpa_merge_states,
+// rpa_write_kv and rpa_write_kv_scaled.
 #include "capi/convert.h"
 #include "capi/errors.h"
 #include "rpa/merge_states.h"
@@ -31,10 +31,17 @@ rpa_status rpa_merge_states(const rpa_merge_inputs* inputs, const rpa_tensor* ou
 rpa_status rpa_write_kv(const rpa_tensor* k_new, const rpa_tensor* v_new,
                         const rpa_tensor* slot_mapping, const rpa_tensor* k_cache,
                         const rpa_tensor* v_cache) {
+  return rpa_write_kv_scaled(k_new, v_new, slot_mapping, k_cache, v_cache, nullptr, nullptr);
+}
+
+rpa_status rpa_write_kv_scaled(const rpa_tensor* k_new, const rpa_tensor* v_new,
+                               const rpa_tensor* slot_mapping, const rpa_tensor* k_cache,
+                               const rpa_tensor* v_cache, const rpa_tensor* k_scale,
+                               const rpa_tensor* v_scale) {
   return guarded([&] {
     if (k_new == nullptr || v_new == nullptr || slot_mapping == nullptr || k_cache == nullptr ||
         v_cache == nullptr) {
-      return rpa::Status::Invalid("rpa_write_kv: no tensor may be NULL");
+      return rpa::Status::Invalid("rpa_write_kv: no tensor but the scales may be NULL");
     }
     rpa::TensorView k, v, slots;
     rpa::KvCache cache;
@@ -43,6 +50,8 @@ rpa_status rpa_write_kv(const rpa_tensor* k_new, const rpa_tensor* v_new,
     RPA_RETURN_IF_ERROR(to_view(*slot_mapping, "slot_mapping", &slots));
     RPA_RETURN_IF_ERROR(to_view(*k_cache, "k_cache", &cache.k_cache));
     RPA_RETURN_IF_ERROR(to_view(*v_cache, "v_cache", &cache.v_cache));
+    if (k_scale != nullptr) RPA_RETURN_IF_ERROR(to_view(*k_scale, "k_scale", &cache.k_scale));
+    if (v_scale != nullptr) RPA_RETURN_IF_ERROR(to_view(*v_scale, "v_scale", &cache.v_scale));
     return rpa::write_kv(k, v, slots, cache);
   });
 }

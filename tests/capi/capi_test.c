@@ -341,6 +341,27 @@ static void test_fp8(void) {
   in.k_scale = tensor(NULL, RPA_F32, 0, 0, 0, 0, 0);
   CHECK(rpa_attention(&in, NULL, &outputs) == RPA_INVALID_ARGUMENT);
   CHECK(strstr(rpa_last_error_message(), "k_scale is missing") != NULL);
+
+  /* f32 tokens quantized into the fp8 page at its scales: key 5 gets
+   * 3 / 3 = 1 (0x38) in K and 2 / 0.5 = 4 (0x48) in V; NULL scales refused. */
+  static float k_tok[kDim], v_tok[kDim];
+  for (int d = 0; d < kDim; ++d) k_tok[d] = 3.0f, v_tok[d] = 2.0f;
+  int32_t slot[1] = {kKeys};
+  const rpa_tensor kt = tensor(k_tok, RPA_F32, 3, 1, 1, kDim, 0);
+  const rpa_tensor vt = tensor(v_tok, RPA_F32, 3, 1, 1, kDim, 0);
+  const rpa_tensor st = tensor(slot, RPA_I32, 1, 1, 0, 0, 0);
+  v_scale[0] = 0.5f;
+  in.k_scale = tensor(k_scale, RPA_F32, 1, 1, 0, 0, 0);
+  CHECK(rpa_write_kv(&kt, &vt, &st, &in.k_cache, &in.v_cache) == RPA_INVALID_ARGUMENT);
+  CHECK(strstr(rpa_last_error_message(), "k_scale is missing: f32 tokens into an fp8_e4m3") != NULL);
+  CHECK(k8[kKeys * kDim] == 0x7f);
+  CHECK(rpa_write_kv_scaled(&kt, &vt, &st, &in.k_cache, &in.v_cache, &in.k_scale, &in.v_scale) ==
+        RPA_OK);
+  for (int d = 0; d < kDim; ++d) CHECK(k8[kKeys * kDim + d] == 0x38 && v8[kKeys * kDim + d] == 0x48);
+  /* Six equal keys now: out = mean(0, 1, 2, 3, 4, 4) * v_scale = 14 / 6 * 0.5. */
+  lens[0] = kKeys + 1;
+  CHECK(rpa_attention(&in, NULL, &outputs) == RPA_OK);
+  for (int d = 0; d < kDim; ++d) CHECK(fabsf(out1[d] - 14.0f / 12.0f) < 1e-5f);
 }
 
 int main(void) {
