@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "bench/machine_kernels.h"
@@ -26,55 +27,93 @@ constexpr int64_t kFmaIters = 10'000'000;  // ~25 ms per thread at 2.5 GHz
 constexpr size_t kBf16Elements = 2048;     // 4 KiB per operand: L1-resident
 constexpr int64_t kBf16Passes = 100'000;   // ~15 ms per thread at 30 GFLOP/s
 constexpr int kTimedPasses = 3;
+constexpr size_t kProbeReadBytes = size_t{1} << 28;  // ~9 ms at 30 GB/s, 8x the LLC
+constexpr int64_t kProbeFmaIters = 4'000'000;        // ~10 ms per thread at 2.5 GHz
+constexpr int64_t kProbeBf16Passes = 40'000;
 constexpr int kSgemmPasses = 2;  // ~0.15 s each at 120 GFLOP/s
 
 // Keeps every kernel's result alive, so no loop can be optimized away.
 volatile float g_sink = 0.0f;
 
-double read_gbps(int threads) {
-  const size_t n = kReadBytes / sizeof(float);
+// n floats on `threads` threads, each touching (so that its pages are local
+// to it) the static share of the array that read_all() has it read.
+hwy::AlignedFreeUniquePtr<float[]> touched_array(size_t n, int threads) {
   hwy::AlignedFreeUniquePtr<float[]> data = hwy::AllocateAligned<float>(n);
-  // Each thread first touches, then reads, the same static share of the array.
 #pragma omp parallel num_threads(threads)
   {
     const size_t t = omp_get_thread_num(), nt = omp_get_num_threads();
     std::fill(data.get() + n * t / nt, data.get() + n * (t + 1) / nt, 1.0f);
   }
+  return data;
+}
+
+void read_all(const float* data, size_t n, int threads) {
+  float total = 0.0f;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+  {
+    const size_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    total += sum_floats(data + n * t / nt, n * (t + 1) / nt - n * t / nt);
+  }
+  g_sink = g_sink + total;
+}
+
+double read_gbps(int threads) {
+  const size_t n = kReadBytes / sizeof(float);
+  const hwy::AlignedFreeUniquePtr<float[]> data = touched_array(n, threads);
   double best = 0.0;
   for (int pass = 0; pass < kReadPasses; ++pass) {
-    float total = 0.0f;
     const Stopwatch watch;
-#pragma omp parallel num_threads(threads) reduction(+ : total)
-    {
-      const size_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-      total += sum_floats(data.get() + n * t / nt, n * (t + 1) / nt - n * t / nt);
-    }
+    read_all(data.get(), n, threads);
     best = std::max(best, static_cast<double>(kReadBytes) / watch.seconds() * 1e-9);
-    g_sink = g_sink + total;
   }
   return best;
 }
 
 // Runs `kernel` on every thread at once and returns the best total rate in
 // GFLOP/s over kTimedPasses.
+// Runs `kernel` on every thread at once; returns the flops done.
 template <typename Kernel>
-double parallel_gflops(int threads, Kernel kernel) {
+double run_parallel(int threads, const Kernel& kernel) {
+  double flops = 0.0;
+  float sink = 0.0f;
+#pragma omp parallel num_threads(threads) reduction(+ : flops, sink)
+  {
+    const KernelWork work = kernel();
+    flops += work.flops;
+    sink += work.sink;
+  }
+  g_sink = g_sink + sink;
+  return flops;
+}
+
+// The best total rate of `kernel` on every thread at once over kTimedPasses,
+// in GFLOP/s.
+template <typename Kernel>
+double parallel_gflops(int threads, const Kernel& kernel) {
   double best = 0.0;
   for (int pass = 0; pass < kTimedPasses; ++pass) {
-    double flops = 0.0;
-    float sink = 0.0f;
     const Stopwatch watch;
-#pragma omp parallel num_threads(threads) reduction(+ : flops, sink)
-    {
-      const KernelWork work = kernel();
-      flops += work.flops;
-      sink += work.sink;
-    }
+    const double flops = run_parallel(threads, kernel);
     best = std::max(best, flops / watch.seconds() * 1e-9);
-    g_sink = g_sink + sink;
   }
   return best;
 }
+
+// The operands of the bf16 dot-product limit: L1-resident, values that
+// neither overflow nor vanish over the passes.
+struct Bf16Operands {
+  std::vector<uint16_t> a, b;
+  Bf16Operands() : a(kBf16Elements), b(kBf16Elements) {
+    for (size_t i = 0; i < kBf16Elements; ++i) {
+      a[i] = f32_to_bf16(1.0f + static_cast<float>(i % 7) * 0.125f);
+      b[i] = f32_to_bf16(0.5f - static_cast<float>(i % 5) * 0.0625f);
+    }
+  }
+  KernelWork dot(int64_t passes) const {
+    return cpu_has_avx512_bf16() ? bf16_vdpbf16ps_dot(a.data(), b.data(), kBf16Elements, passes)
+                                 : bf16_widening_dot(a.data(), b.data(), kBf16Elements, passes);
+  }
+};
 
 double sgemm_gflops(int threads) {
   const int n = kSgemmSize;
@@ -105,18 +144,31 @@ MachineLimits measure_machine(int threads) {
   m.read_gbps = read_gbps(m.threads);
   m.fma_gflops = parallel_gflops(m.threads, [] { return fma_chains(kFmaIters); });
 
-  std::vector<uint16_t> a(kBf16Elements), b(kBf16Elements);
-  for (size_t i = 0; i < kBf16Elements; ++i) {
-    a[i] = f32_to_bf16(1.0f + static_cast<float>(i % 7) * 0.125f);
-    b[i] = f32_to_bf16(0.5f - static_cast<float>(i % 5) * 0.0625f);
-  }
-  const bool native = cpu_has_avx512_bf16();
-  m.bf16_method = native ? "vdpbf16ps" : "widening";
-  m.bf16_gflops = parallel_gflops(m.threads, [&] {
-    return native ? bf16_vdpbf16ps_dot(a.data(), b.data(), kBf16Elements, kBf16Passes)
-                  : bf16_widening_dot(a.data(), b.data(), kBf16Elements, kBf16Passes);
-  });
+  const Bf16Operands bf16;
+  m.bf16_method = cpu_has_avx512_bf16() ? "vdpbf16ps" : "widening";
+  m.bf16_gflops = parallel_gflops(m.threads, [&] { return bf16.dot(kBf16Passes); });
   return m;
+}
+
+LimitProbe probe_for(const Workload& work, DType dtype, const MachineLimits& machine) {
+  const int threads = machine.threads;
+  const double balance = machine.peak_gflops(dtype) / machine.read_gbps;  // flops per byte
+  if (work.flops < balance * work.useful_bytes) {
+    const size_t n = kProbeReadBytes / sizeof(float);
+    auto data = std::make_shared<hwy::AlignedFreeUniquePtr<float[]>>(touched_array(n, threads));
+    return {"dram", static_cast<double>(kProbeReadBytes),
+            [data, n, threads] { read_all(data->get(), n, threads); }};
+  }
+  if (machine.bf16_is_peak(dtype)) {
+    auto bf16 = std::make_shared<Bf16Operands>();
+    const double flops = run_parallel(threads, [&] { return bf16->dot(kProbeBf16Passes); });
+    return {"bf16", flops, [bf16, threads] {
+              run_parallel(threads, [&] { return bf16->dot(kProbeBf16Passes); });
+            }};
+  }
+  const double flops = run_parallel(threads, [] { return fma_chains(kProbeFmaIters); });
+  return {"fma", flops,
+          [threads] { run_parallel(threads, [] { return fma_chains(kProbeFmaIters); }); }};
 }
 
 }  // namespace rpa::bench

@@ -3,7 +3,11 @@
 // these, measured minutes apart at most, on the same threads.
 #pragma once
 
+#include <functional>
 #include <string>
+
+#include "bench/workload.h"
+#include "rpa/dtype.h"
 
 namespace rpa::bench {
 
@@ -16,6 +20,11 @@ struct MachineLimits {
   std::string simd_target;    // the Highway target in use, e.g. "AVX2"
   std::string bf16_method;    // what bf16_gflops measured: "vdpbf16ps" or "widening"
   double read_bytes = 0.0;    // size of the array read
+
+  // Whether inputs of `dtype` reach their compute peak through the bf16 dot
+  // product (bf16 inputs where it beats widening them for fp32 FMAs).
+  bool bf16_is_peak(DType dtype) const { return dtype == DType::kBF16 && bf16_gflops > fma_gflops; }
+  double peak_gflops(DType dtype) const { return bf16_is_peak(dtype) ? bf16_gflops : fma_gflops; }
 };
 
 inline constexpr int kSgemmSize = 2048;
@@ -23,5 +32,21 @@ inline constexpr int kSgemmSize = 2048;
 // Measures all four limits on `threads` threads (0 = all OpenMP threads):
 // about a second on a quiet machine (mostly the 1 GiB array and the sgemm).
 MachineLimits measure_machine(int threads);
+
+// The kernel behind one limit as a probe of ~10 ms, timed in turn with a
+// scenario's rpa runs: on a shared machine the limits move with the load
+// (DRAM read 23-37 GB/s within minutes on the machine of record), so a
+// fraction of the limit measured at the start of `rpa bench` can be far off,
+// where one of the limit next to the run is not.
+struct LimitProbe {
+  std::string limit;  // "dram", "fma" or "bf16": the MachineLimits field it probes
+  double work = 0.0;  // per run: bytes read (dram) or flops
+  std::function<void()> run;
+};
+
+// The limit a workload runs into on `machine`: DRAM when it does fewer flops
+// per byte than the machine's balance (peak / read bandwidth), else compute.
+// The probe owns what it reads (a 256 MiB array for DRAM).
+LimitProbe probe_for(const Workload& work, DType dtype, const MachineLimits& machine);
 
 }  // namespace rpa::bench

@@ -109,9 +109,9 @@ void BM_DecodeInCache(benchmark::State& state, gen::KvQuant quant) {
     benchmark::ClobberMemory();
   }
   const int64_t pairs = int64_t{512} * batch.spec.num_kv_heads;
-  state.counters["ns_per_key_head"] = benchmark::Counter(
-      static_cast<double>(pairs) * static_cast<double>(state.iterations()),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_key_head"] =
+      benchmark::Counter(static_cast<double>(pairs) * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 BENCHMARK_CAPTURE(BM_DecodeInCache, kv_as_q, gen::KvQuant::kNone)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_DecodeInCache, fp8, gen::KvQuant::kFp8PerHead)->Unit(benchmark::kMicrosecond);

@@ -13,22 +13,13 @@ struct Rates {
   double masked_seconds, dense_seconds, speedup_masked, speedup_dense;
 };
 
-// The compute ceiling for inputs of `dtype`: the fastest way this machine can
-// do their multiply-adds. bf16 inputs may use the bf16 dot product (faster
-// than fp32 FMA with AVX512_BF16) or be widened once per tile and fed to fp32
-// FMAs (faster where widening is a shift per multiply); f32 and f16 use FMA.
-bool bf16_peak(DType dtype, const MachineLimits& machine) {
-  return dtype == DType::kBF16 && machine.bf16_gflops > machine.fma_gflops;
-}
-
 Rates rates(const Measured& m, const MachineLimits& machine, DType dtype) {
   Rates r{};
   r.seconds = m.rpa.median();
   r.gbps = m.work.useful_bytes / r.seconds * 1e-9;
   r.gflops = m.work.flops / r.seconds * 1e-9;
   r.fraction_of_bandwidth = r.gbps / machine.read_gbps;
-  r.fraction_of_peak =
-      r.gflops / (bf16_peak(dtype, machine) ? machine.bf16_gflops : machine.fma_gflops);
+  r.fraction_of_peak = r.gflops / machine.peak_gflops(dtype);
   r.masked_seconds = m.masked_seconds();
   r.dense_seconds = m.gather_dense.median();
   r.speedup_masked = r.masked_seconds / r.seconds;
@@ -56,7 +47,12 @@ json scenario_json(const ScenarioResult& s, const Report& report) {
       {"gflops", r.gflops},
       {"fraction_of_bandwidth", r.fraction_of_bandwidth},
       {"fraction_of_peak", r.fraction_of_peak},
-      {"peak", bf16_peak(s.dtype, report.machine) ? "bf16" : "fma"},
+      {"peak", report.machine.bf16_is_peak(s.dtype) ? "bf16" : "fma"},
+      {"adjacent_limit", m.probe_limit.empty() ? json(nullptr) : json(m.probe_limit)},
+      {"adjacent_limit_rate",
+       m.probe_limit.empty() ? json(nullptr) : json(m.probe_work / m.probe.median() * 1e-9)},
+      {"fraction_of_adjacent_limit",
+       m.probe_limit.empty() ? json(nullptr) : json(m.fraction_of_probe())},
       {"speedup_vs_capacity_masked", r.speedup_masked},
       {"speedup_vs_gather_dense", r.speedup_dense},
       {"capacity_masked_ms", ms(r.masked_seconds)},
@@ -151,9 +147,9 @@ void print_table(const Report& report, std::FILE* out) {
                kSgemmSize, m.sgemm_gflops);
   std::fprintf(out, "backend: %s, median of up to %d runs (min-max)\n\n",
                std::string(backend_name(report.backend)).c_str(), report.repeat);
-  std::fprintf(out, "%-16s %26s %8s %5s %8s %6s %10s %9s %11s %12s\n", "scenario",
-               "time ms (min-max)", "GB/s", "%bw", "GFLOP/s", "%peak", "vs masked", "vs dense",
-               "cap 64x/1x", "mixed/parts");
+  std::fprintf(out, "%-16s %26s %8s %5s %8s %6s %10s %10s %9s %11s %12s\n", "scenario",
+               "time ms (min-max)", "GB/s", "%bw", "GFLOP/s", "%peak", "%adjacent", "vs masked",
+               "vs dense", "cap 64x/1x", "mixed/parts");
   for (const ScenarioResult& s : report.scenarios) {
     const Rates r = rates(s.main, m, s.dtype);
     char time[64];
@@ -164,11 +160,16 @@ void print_table(const Report& report, std::FILE* out) {
       std::snprintf(invariance, sizeof invariance, "%.2f", r.seconds / s.at_1x->rpa.median());
     char mixed[32] = "-";
     if (s.parts) std::snprintf(mixed, sizeof mixed, "%.2f", s.parts->mixed_ratio(s.main.rpa));
+    char adjacent[32] = "-";
+    if (!s.main.probe_limit.empty()) {
+      std::snprintf(adjacent, sizeof adjacent, "%.0f%% %s", 100 * s.main.fraction_of_probe(),
+                    s.main.probe_limit.c_str());
+    }
     const bool scaled = s.main.masked_fraction < 1.0;
-    std::fprintf(out, "%-16s %26s %8.1f %4.0f%% %8.1f %5.1f%% %9.1fx%s %8.1fx %11s %12s\n",
+    std::fprintf(out, "%-16s %26s %8.1f %4.0f%% %8.1f %5.1f%% %10s %9.1fx%s %8.1fx %11s %12s\n",
                  s.name.c_str(), time, r.gbps, 100 * r.fraction_of_bandwidth, r.gflops,
-                 100 * r.fraction_of_peak, r.speedup_masked, scaled ? "*" : " ", r.speedup_dense,
-                 invariance, mixed);
+                 100 * r.fraction_of_peak, adjacent, r.speedup_masked, scaled ? "*" : " ",
+                 r.speedup_dense, invariance, mixed);
   }
   std::fprintf(
       out, "\nbaselines, median ms [runs]; check = max|rpa - gather-dense| / max|gather-dense|\n");

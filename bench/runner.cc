@@ -45,6 +45,26 @@ std::function<Status()> part_call(const Case& c, const BatchPart& part,
   };
 }
 
+// Times `runs` in turn (time_interleaved), followed by the probe of the limit
+// measured->work runs into when config.machine is set: runs[0] is timed into
+// measured->rpa, the others into `others`.
+Status time_with_probe(std::vector<std::function<Status()>> runs, std::vector<Timing*> others,
+                       const BenchConfig& config, DType dtype, Measured* measured) {
+  std::vector<Timing*> timings = {&measured->rpa};
+  timings.insert(timings.end(), others.begin(), others.end());
+  if (config.machine != nullptr) {
+    LimitProbe probe = probe_for(measured->work, dtype, *config.machine);
+    measured->probe_limit = probe.limit;
+    measured->probe_work = probe.work;
+    runs.push_back([run = std::move(probe.run)] {
+      run();
+      return Status::Ok();
+    });
+    timings.push_back(&measured->probe);
+  }
+  return time_interleaved(runs, config.policy, timings);
+}
+
 // The slots of the capacity-masked loop to time when the whole loop would take
 // too long: the contiguous range holding a live slot with the most rows
 // predicted to fit in `target_s` (or, when no live slot fits, the live slot
@@ -176,9 +196,9 @@ Status measure_with_parts(const Scenario& scenario, const BenchConfig& config, P
   PartTimes& parts = result->parts.emplace();
   progress.step(scenario.name + ": rpa on the whole batch, its decode part and its prefill part");
   RPA_RETURN_IF_ERROR(
-      time_interleaved({rpa_call(c, config), part_call(c, decode, parts_outputs, config),
-                        part_call(c, prefill, parts_outputs, config)},
-                       config.policy, {&result->main.rpa, &parts.decode, &parts.prefill}));
+      time_with_probe({rpa_call(c, config), part_call(c, decode, parts_outputs, config),
+                       part_call(c, prefill, parts_outputs, config)},
+                      {&parts.decode, &parts.prefill}, config, c.batch.spec.dtype, &result->main));
   parts.rel_diff_vs_whole =
       relative_difference(parts_out, c.out, c.batch.spec.out_dtype, live_elements(c.batch));
   return time_baselines(c, config, progress, scenario.name, &result->main);
@@ -191,8 +211,8 @@ Status measure_batch(const gen::BatchSpec& spec, const BenchConfig& config, Prog
   progress.step(label + ": generating the batch");
   Case c(spec);
   measured->work = measure_workload(c.batch);
-  progress.step(label + ": rpa");
-  RPA_RETURN_IF_ERROR(time_series(rpa_call(c, config), config.policy, &measured->rpa));
+  progress.step(label + (config.machine != nullptr ? ": rpa and its limit" : ": rpa"));
+  RPA_RETURN_IF_ERROR(time_with_probe({rpa_call(c, config)}, {}, config, spec.dtype, measured));
   return time_baselines(c, config, progress, label, measured);
 }
 
@@ -214,8 +234,8 @@ Status run_scenario(const Scenario& scenario, const BenchConfig& config, Progres
   at_1x.work = measure_workload(one.batch);
   result->main.work = measure_workload(big.batch);
   progress.step(scenario.name + ": rpa at 1x and 64x");
-  RPA_RETURN_IF_ERROR(time_interleaved({rpa_call(one, config), rpa_call(big, config)},
-                                       config.policy, {&at_1x.rpa, &result->main.rpa}));
+  RPA_RETURN_IF_ERROR(time_with_probe({rpa_call(big, config), rpa_call(one, config)}, {&at_1x.rpa},
+                                      config, scenario.spec.dtype, &result->main));
   RPA_RETURN_IF_ERROR(time_baselines(one, config, progress, scenario.name + " at 1x", &at_1x));
   return time_baselines(big, config, progress, scenario.name, &result->main);
 }
@@ -224,6 +244,7 @@ Status run_sweep(const BenchConfig& config, Progress& progress, std::vector<Swee
   BenchConfig sweep = config;
   sweep.policy.repeat = std::min(config.policy.repeat, 3);
   sweep.policy.budget_s = 1.0;
+  sweep.machine = nullptr;  // the plot draws times, not fractions
   for (const SweepPoint& point : plot_sweep()) {
     SweepResult r{point.sweep, point.x, {}};
     RPA_RETURN_IF_ERROR(measure_batch(point.spec, sweep, progress,

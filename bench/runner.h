@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/machine.h"
 #include "bench/scenarios.h"
 #include "bench/timing.h"
 #include "bench/workload.h"
@@ -22,6 +23,9 @@ struct BenchConfig {
   // whose rows are mostly masked keys, is timed on a range of its slots sized
   // to about a fifth of it, and scaled (see Measured::masked_fraction).
   double scale_limit_s = 10.0;
+  // When set, the rpa runs of each scenario alternate with a probe of the
+  // limit its workload runs into (probe_for), read as Measured::probe.
+  const MachineLimits* machine = nullptr;
 };
 
 // One batch timed with rpa and both baselines.
@@ -38,6 +42,18 @@ struct Measured {
   double rel_diff_vs_gather_dense = 0.0;
 
   double masked_seconds() const { return capacity_masked.median() / masked_fraction; }
+
+  // The limit probed in turn with the rpa runs ("" when not probed), its work
+  // per run (bytes or flops) and its runs.
+  std::string probe_limit;
+  double probe_work = 0.0;
+  Timing probe;
+
+  // rpa's rate over the probed limit's rate, both medians of the same rounds.
+  double fraction_of_probe() const {
+    const double rpa_work = probe_limit == "dram" ? work.useful_bytes : work.flops;
+    return (rpa_work / rpa.median()) / (probe_work / probe.median());
+  }
 };
 
 // rpa on the decode part and on the prefill part of a batch alone (parts.h),

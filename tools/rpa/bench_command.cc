@@ -71,6 +71,7 @@ int run_bench(const BenchFlags& flags) {
   report.repeat = config.policy.repeat;
   progress.step("measuring the machine's limits");
   report.machine = bench::measure_machine(config.threads);
+  config.machine = &report.machine;
   for (const bench::Scenario& scenario : scenarios) {
     bench::ScenarioResult result;
     if (Status s = bench::run_scenario(scenario, config, progress, &result); !s.ok()) {
