@@ -7,8 +7,11 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "bench/machine_kernels.h"
@@ -27,9 +30,11 @@ constexpr int64_t kFmaIters = 10'000'000;  // ~25 ms per thread at 2.5 GHz
 constexpr size_t kBf16Elements = 2048;     // 4 KiB per operand: L1-resident
 constexpr int64_t kBf16Passes = 100'000;   // ~15 ms per thread at 30 GFLOP/s
 constexpr int kTimedPasses = 3;
+// One unit of each probe (probe_for runs as many as match the workload).
 constexpr size_t kProbeReadBytes = size_t{1} << 28;  // ~9 ms at 30 GB/s, 8x the LLC
-constexpr int64_t kProbeFmaIters = 4'000'000;        // ~10 ms per thread at 2.5 GHz
-constexpr int64_t kProbeBf16Passes = 40'000;
+constexpr int64_t kProbeFmaIters = 1'000'000;        // ~2.5 ms per thread at 2.5 GHz
+constexpr int64_t kProbeBf16Passes = 10'000;
+constexpr int64_t kMaxProbeUnits = 400;
 constexpr int kSgemmPasses = 2;  // ~0.15 s each at 120 GFLOP/s
 
 // Keeps every kernel's result alive, so no loop can be optimized away.
@@ -150,25 +155,44 @@ MachineLimits measure_machine(int threads) {
   return m;
 }
 
+namespace {
+
+// `unit` repeated `times`: the probe's run.
+LimitProbe repeated(std::string limit, double unit_work, int64_t times,
+                    std::function<void()> unit) {
+  return {std::move(limit), unit_work * static_cast<double>(times),
+          [times, unit = std::move(unit)] {
+            for (int64_t i = 0; i < times; ++i) unit();
+          }};
+}
+
+// How many probe units of `unit_work` do about `amount` of the same work.
+int64_t units_for(double amount, double unit_work) {
+  return std::clamp<int64_t>(std::llround(amount / unit_work), 1, kMaxProbeUnits);
+}
+
+}  // namespace
+
 LimitProbe probe_for(const Workload& work, DType dtype, const MachineLimits& machine) {
   const int threads = machine.threads;
   const double balance = machine.peak_gflops(dtype) / machine.read_gbps;  // flops per byte
   if (work.flops < balance * work.useful_bytes) {
     const size_t n = kProbeReadBytes / sizeof(float);
     auto data = std::make_shared<hwy::AlignedFreeUniquePtr<float[]>>(touched_array(n, threads));
-    return {"dram", static_cast<double>(kProbeReadBytes),
-            [data, n, threads] { read_all(data->get(), n, threads); }};
+    const double unit = static_cast<double>(kProbeReadBytes);
+    return repeated("dram", unit, units_for(work.useful_bytes, unit),
+                    [data, n, threads] { read_all(data->get(), n, threads); });
   }
   if (machine.bf16_is_peak(dtype)) {
     auto bf16 = std::make_shared<Bf16Operands>();
-    const double flops = run_parallel(threads, [&] { return bf16->dot(kProbeBf16Passes); });
-    return {"bf16", flops, [bf16, threads] {
-              run_parallel(threads, [&] { return bf16->dot(kProbeBf16Passes); });
-            }};
+    const auto dot = [bf16] { return bf16->dot(kProbeBf16Passes); };
+    const double unit = run_parallel(threads, dot);
+    return repeated("bf16", unit, units_for(work.flops, unit),
+                    [threads, dot] { run_parallel(threads, dot); });
   }
-  const double flops = run_parallel(threads, [] { return fma_chains(kProbeFmaIters); });
-  return {"fma", flops,
-          [threads] { run_parallel(threads, [] { return fma_chains(kProbeFmaIters); }); }};
+  const auto chains = [] { return fma_chains(kProbeFmaIters); };
+  const double unit = run_parallel(threads, chains);
+  return repeated("fma", unit, units_for(work.flops, unit),
+                  [threads, chains] { run_parallel(threads, chains); });
 }
-
 }  // namespace rpa::bench

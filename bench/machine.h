@@ -33,11 +33,13 @@ inline constexpr int kSgemmSize = 2048;
 // about a second on a quiet machine (mostly the 1 GiB array and the sgemm).
 MachineLimits measure_machine(int threads);
 
-// The kernel behind one limit as a probe of ~10 ms, timed in turn with a
-// scenario's rpa runs: on a shared machine the limits move with the load
-// (DRAM read 23-37 GB/s within minutes on the machine of record), so a
-// fraction of the limit measured at the start of `rpa bench` can be far off,
-// where one of the limit next to the run is not.
+// The kernel behind one limit as a probe, timed in turn with a scenario's rpa
+// runs: on a shared machine the limits move with the load (DRAM read 23-37
+// GB/s within minutes on the machine of record), so a fraction of the limit
+// measured at the start of `rpa bench` can be far off, where one of the limit
+// next to the run is not. The probe does about as much of the limit's work
+// (bytes or flops) as the workload, so that it lasts about as long as an rpa
+// run at full speed and samples the same bursts of load.
 struct LimitProbe {
   std::string limit;  // "dram", "fma" or "bf16": the MachineLimits field it probes
   double work = 0.0;  // per run: bytes read (dram) or flops
@@ -46,7 +48,7 @@ struct LimitProbe {
 
 // The limit a workload runs into on `machine`: DRAM when it does fewer flops
 // per byte than the machine's balance (peak / read bandwidth), else compute.
-// The probe owns what it reads (a 256 MiB array for DRAM).
+// The probe owns what it reads (a 256 MiB array, read whole, for DRAM).
 LimitProbe probe_for(const Workload& work, DType dtype, const MachineLimits& machine);
 
 }  // namespace rpa::bench

@@ -24,17 +24,19 @@ TEST(BenchProbe, AWorkloadBelowTheMachineBalanceIsReadAgainstDram) {
   decode.flops = 4e9;  // GQA 4 decode in bf16: 4 flops per byte
   const LimitProbe probe = probe_for(decode, DType::kBF16, machine());
   EXPECT_EQ(probe.limit, "dram");
-  EXPECT_EQ(probe.work, double{1 << 28});
+  EXPECT_EQ(probe.work, 4.0 * (1 << 28));  // the whole 256 MiB reads nearest 1 GB
 }
 
 TEST(BenchProbe, AWorkloadAboveItIsReadAgainstTheFasterComputePeak) {
   Workload prefill;
-  prefill.useful_bytes = 1e7;
-  prefill.flops = 1e11;
+  prefill.useful_bytes = 1e6;
+  prefill.flops = 1e9;
   MachineLimits m = machine();
   LimitProbe probe = probe_for(prefill, DType::kBF16, m);
   EXPECT_EQ(probe.limit, "fma");  // widening bf16 for FMAs beats the bf16 dot here
-  EXPECT_GT(probe.work, 0.0);
+  // Whole probe units, about the workload's flops.
+  EXPECT_GT(probe.work, 0.5e9);
+  EXPECT_LT(probe.work, 1.5e9);
   probe.run();
   m.bf16_gflops = 400.0;  // as with AVX512_BF16
   EXPECT_EQ(probe_for(prefill, DType::kBF16, m).limit, "bf16");
