@@ -310,11 +310,43 @@ HWY_INLINE void RestoreNaNOutputs(const T* const* v, int nb, int64_t heads, int6
   }
 }
 
-// The rows of kv head h of a block's keys: kv head 0's rows plus h rows.
+// The K (or V) rows of a key block for each chain of a task: kv head 0's row
+// of key n at head0[n], kv head h's h * head_stride elements further.
 template <typename T>
-HWY_INLINE void RowsOfHead(const T* const* head0, int nb, int64_t offset, const T** rows) {
-  for (int n = 0; n < nb; ++n) rows[n] = head0[n] + offset;
-}
+struct BlockRows {
+  const T* const* head0;
+  int64_t head_stride;
+  int nb;
+  const Chain* chains;
+  int32_t count;
+  int32_t item;  // the block's item, in every chain's list
+
+  // Chain c's rows of all the block's keys.
+  void of_chain(int32_t c, const T** rows) const {
+    const int64_t offset = chains[c].items[item].kv_head * head_stride;
+    for (int n = 0; n < nb; ++n) rows[n] = head0[n] + offset;
+  }
+
+  // One pass over the block in address order, key by key and, within a key,
+  // chain by chain (ForKeyGroups): fn(c, rows, i, stride, KB) on chain c's
+  // KB rows of keys i, i + stride, ...; fp8 rows are then folded into the
+  // NaN scan (largest, tail_nan), right after use, while they sit in L1.
+  template <int kRuns, typename Fn>
+  HWY_INLINE void each(int64_t dim, hn::Vec<DU8>& largest, bool& tail_nan, const Fn& fn) const {
+    ForKeyGroups<kRuns>(nb, [&](int i, int stride, auto n) {
+      constexpr int KB = decltype(n)::value;
+      for (int32_t c = 0; c < count; ++c) {
+        const int64_t offset = chains[c].items[item].kv_head * head_stride;
+        const T* rows[KB];
+        for (int j = 0; j < KB; ++j) rows[j] = head0[i + j * stride] + offset;
+        fn(c, rows, i, stride, n);
+        if constexpr (kQuantized<T>) {
+          for (int j = 0; j < KB; ++j) largest = Fp8FoldMagnitudes(rows[j], dim, largest, tail_nan);
+        }
+      }
+    });
+  }
+};
 
 // One block of at most kDecodeKeys keys of a decode task: the K and V rows of
 // kv head 0 of each key (kv head h's are h rows further), and the index in its
@@ -413,58 +445,41 @@ void RunDecodeTask(const CpuCall& call, const Chain* chains, int32_t count,
     auto v_largest = hn::Zero(DU8());
     bool k_tail_nan = false;
     bool v_tail_nan = false;
-    // Every pass over the block reads its pages key by key, and within a key
-    // kv head by kv head: in address order (ForKeyGroups). The scores take two
-    // keys per q load; the accumulation four keys per load and store of o.
-    ForKeyGroups<2>(nb, [&](int i, int stride, auto n) {
-      constexpr int KB = decltype(n)::value;
-      for (int32_t c = 0; c < count; ++c) {
-        const DecodeScratch st = scratch.shifted(c * heads, dim);
-        const int64_t offset = chains[c].items[block.item].kv_head * k_head_stride;
-        const T* k_rows[KB];
-        for (int j = 0; j < KB; ++j) k_rows[j] = block.k[i + j * stride] + offset;
-        ForHeadBlocks(heads, [&](auto gb, int64_t g0) {
-          DecodeScores<decltype(gb)::value, KB>(st.q + g0 * dim, dim, k_rows, stride,
-                                                st.s + g0 * kDecodeKeys + i);
-        });
-        if constexpr (kQuantized<T>) {
-          for (int j = 0; j < KB; ++j)
-            k_largest = Fp8FoldMagnitudes(k_rows[j], dim, k_largest, k_tail_nan);
-        }
-      }
-    });
+    // The scores take two keys per q load; the accumulation four keys per
+    // load and store of o.
+    const BlockRows<T> k_pass{block.k, k_head_stride, nb, chains, count, block.item};
+    const BlockRows<T> v_pass{block.v, v_head_stride, nb, chains, count, block.item};
+    const auto scores = [&](int32_t c, const T* const* rows, int i, int stride, auto n) {
+      const DecodeScratch st = scratch.shifted(c * heads, dim);
+      ForHeadBlocks(heads, [&](auto gb, int64_t g0) {
+        DecodeScores<decltype(gb)::value, decltype(n)::value>(st.q + g0 * dim, dim, rows, stride,
+                                                              st.s + g0 * kDecodeKeys + i);
+      });
+    };
+    k_pass.template each<2>(dim, k_largest, k_tail_nan, scores);
     const bool k_nan = kQuantized<T> && Fp8ScanFoundNaN(k_largest, k_tail_nan);
     for (int32_t c = 0; c < count; ++c) {
       const DecodeScratch st = scratch.shifted(c * heads, dim);
       if (k_nan) {
         const T* k_rows[kDecodeKeys];
-        RowsOfHead(block.k, nb, chains[c].items[block.item].kv_head * k_head_stride, k_rows);
+        k_pass.of_chain(c, k_rows);
         RestoreNaNScores(k_rows, nb, heads, dim, st.s);
       }
       DecodeSoftmax(heads, nb, pb.logit_soft_cap, kQuantized<T> ? kFp8RawHalfFactor : 1.0f, st);
       DecodeRescale(heads, dim, st);
     }
-    ForKeyGroups<4>(nb, [&](int i, int stride, auto n) {
-      constexpr int KB = decltype(n)::value;
-      for (int32_t c = 0; c < count; ++c) {
-        const DecodeScratch st = scratch.shifted(c * heads, dim);
-        const int64_t offset = chains[c].items[block.item].kv_head * v_head_stride;
-        const T* v_rows[KB];
-        for (int j = 0; j < KB; ++j) v_rows[j] = block.v[i + j * stride] + offset;
-        ForHeadBlocks(heads, [&](auto gb, int64_t g0) {
-          DecodeAccumulate<decltype(gb)::value, KB>(st.s + g0 * kDecodeKeys + i, stride, v_rows,
-                                                    dim, st.o + g0 * dim);
-        });
-        if constexpr (kQuantized<T>) {
-          for (int j = 0; j < KB; ++j)
-            v_largest = Fp8FoldMagnitudes(v_rows[j], dim, v_largest, v_tail_nan);
-        }
-      }
-    });
+    const auto accumulate = [&](int32_t c, const T* const* rows, int i, int stride, auto n) {
+      const DecodeScratch st = scratch.shifted(c * heads, dim);
+      ForHeadBlocks(heads, [&](auto gb, int64_t g0) {
+        DecodeAccumulate<decltype(gb)::value, decltype(n)::value>(
+            st.s + g0 * kDecodeKeys + i, stride, rows, dim, st.o + g0 * dim);
+      });
+    };
+    v_pass.template each<4>(dim, v_largest, v_tail_nan, accumulate);
     if (kQuantized<T> && Fp8ScanFoundNaN(v_largest, v_tail_nan)) {
       for (int32_t c = 0; c < count; ++c) {
         const T* v_rows[kDecodeKeys];
-        RowsOfHead(block.v, nb, chains[c].items[block.item].kv_head * v_head_stride, v_rows);
+        v_pass.of_chain(c, v_rows);
         RestoreNaNOutputs(v_rows, nb, heads, dim, scratch.shifted(c * heads, dim).o);
       }
     }
