@@ -20,8 +20,8 @@
 #include "generate/batch.h"
 #include "hwy/targets.h"
 #include "owned_outputs.h"
-#include "random_batches.h"
 #include "plan/planner.h"
+#include "random_batches.h"
 
 namespace rpa {
 namespace {
@@ -38,20 +38,7 @@ double tolerance(const gen::BatchSpec& spec) {
 // `bound` > 0 replaces tolerance(batch.spec).
 void expect_close(const gen::Batch& batch, const Outputs& got, const Outputs& want,
                   double bound = 0.0) {
-  const Comparison c = compare_outputs(got.views.out, want.views.out, batch.seq_lens.data(),
-                                       batch.query_start_len.data(), batch.spec.batch_capacity);
-  EXPECT_EQ(c.rows, batch.live_rows()) << "seed " << batch.spec.seed;
-  EXPECT_TRUE(c.within(bound > 0.0 ? bound : tolerance(batch.spec)))
-      << "seed " << batch.spec.seed << ": relative error " << c.relative_error();
-  if (!batch.spec.lse) return;
-  for (size_t i = 0; i < got.lse.size(); ++i) {
-    if (std::isnan(want.lse[i])) {
-      EXPECT_TRUE(std::isnan(got.lse[i])) << "seed " << batch.spec.seed << " lse " << i;
-    } else {
-      EXPECT_NEAR(got.lse[i], want.lse[i], 2e-5f * std::max(1.0f, std::fabs(want.lse[i])))
-          << "seed " << batch.spec.seed << " lse " << i;
-    }
-  }
+  rpa::expect_close(batch, got, want, bound > 0.0 ? bound : tolerance(batch.spec), 2e-5f);
 }
 
 TEST(Cpu, MatchesReferenceWithPlannerSizes) {

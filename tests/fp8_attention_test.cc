@@ -58,22 +58,8 @@ Outputs run_single_loop_plan(const gen::Batch& batch, const PlanConfig& config) 
 // The fast paths fold the scales into q and o in f32; against the reference in
 // double that is f32 rounding plus one output rounding, as for 16-bit caches.
 void expect_close(const gen::Batch& batch, const Outputs& got, const Outputs& want) {
-  const Comparison c = compare_outputs(got.views.out, want.views.out, batch.seq_lens.data(),
-                                       batch.query_start_len.data(), batch.spec.batch_capacity);
-  const double tolerance =
-      batch.spec.out_dtype == DType::kF32 ? 2e-5 : tolerance_for(batch.spec.out_dtype);
-  EXPECT_EQ(c.rows, batch.live_rows()) << "seed " << batch.spec.seed;
-  EXPECT_TRUE(c.within(tolerance))
-      << "seed " << batch.spec.seed << ": relative error " << c.relative_error();
-  if (!batch.spec.lse) return;
-  for (size_t i = 0; i < got.lse.size(); ++i) {
-    if (std::isnan(want.lse[i])) {
-      EXPECT_TRUE(std::isnan(got.lse[i])) << "seed " << batch.spec.seed << " lse " << i;
-    } else {
-      EXPECT_NEAR(got.lse[i], want.lse[i], 1e-4f * std::max(1.0f, std::fabs(want.lse[i])))
-          << "seed " << batch.spec.seed << " lse " << i;
-    }
-  }
+  const DType out = batch.spec.out_dtype;
+  rpa::expect_close(batch, got, want, out == DType::kF32 ? 2e-5 : tolerance_for(out), 1e-4f);
 }
 
 // With power-of-two scales every dequantized value is exact in f32, so the

@@ -1,14 +1,17 @@
 // The randomized batches and runs shared by the CPU backend tests (cpu_test,
 // fp8_attention_test): one spec per seed over every dtype, GQA ratio,
 // head_dim, page size and variant, plan sizes small enough to force many
-// tiles, chunks and splits, and the runs compared.
+// tiles, chunks and splits, the runs, and their comparison.
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 
+#include "core/compare.h"
 #include "core/problem.h"
 #include "cpu/cpu.h"
 #include "generate/batch.h"
@@ -34,6 +37,26 @@ inline Outputs run_cpu_plan(const gen::Batch& batch, const PlanConfig& config, i
   const Status s = run_cpu(problem, plan, batch.inputs(), o.views, threads);
   EXPECT_TRUE(s.ok()) << s.message();
   return o;
+}
+
+// Expects `got` within `out_bound` (relative to max |want|) of `want` over the
+// live rows, and its lse within `lse_bound` * max(1, |lse|), NaN where want's is.
+inline void expect_close(const gen::Batch& batch, const Outputs& got, const Outputs& want,
+                         double out_bound, float lse_bound) {
+  const Comparison c = compare_outputs(got.views.out, want.views.out, batch.seq_lens.data(),
+                                       batch.query_start_len.data(), batch.spec.batch_capacity);
+  EXPECT_EQ(c.rows, batch.live_rows()) << "seed " << batch.spec.seed;
+  EXPECT_TRUE(c.within(out_bound))
+      << "seed " << batch.spec.seed << ": relative error " << c.relative_error();
+  if (!batch.spec.lse) return;
+  for (size_t i = 0; i < got.lse.size(); ++i) {
+    if (std::isnan(want.lse[i])) {
+      EXPECT_TRUE(std::isnan(got.lse[i])) << "seed " << batch.spec.seed << " lse " << i;
+    } else {
+      EXPECT_NEAR(got.lse[i], want.lse[i], lse_bound * std::max(1.0f, std::fabs(want.lse[i])))
+          << "seed " << batch.spec.seed << " lse " << i;
+    }
+  }
 }
 
 inline gen::BatchSpec random_spec(uint64_t seed) {
