@@ -2,27 +2,30 @@
 #include "rpa/attention.h"
 
 #include "core/problem.h"
-#include "cpu/cpu.h"
 #include "plan/planner.h"
-#include "reference/reference.h"
-#include "single_loop/single_loop.h"
+#include "run_backend.h"
 
 namespace rpa {
 
 std::string_view backend_name(Backend b) {
   switch (b) {
-    case Backend::kAuto: return "auto";
-    case Backend::kReference: return "reference";
-    case Backend::kSingleLoop: return "single-loop";
-    case Backend::kCpu: return "cpu";
-    case Backend::kCuda: return "cuda";
+    case Backend::kAuto:
+      return "auto";
+    case Backend::kReference:
+      return "reference";
+    case Backend::kSingleLoop:
+      return "single-loop";
+    case Backend::kCpu:
+      return "cpu";
+    case Backend::kCuda:
+      return "cuda";
   }
   return "unknown";
 }
 
 bool parse_backend(std::string_view name, Backend* out) {
-  for (Backend b : {Backend::kAuto, Backend::kReference, Backend::kSingleLoop, Backend::kCpu,
-                    Backend::kCuda}) {
+  for (Backend b :
+       {Backend::kAuto, Backend::kReference, Backend::kSingleLoop, Backend::kCpu, Backend::kCuda}) {
     if (backend_name(b) == name) {
       *out = b;
       return true;
@@ -37,15 +40,7 @@ Status attention(const AttentionInputs& inputs, const AttentionOptions& options,
   RPA_RETURN_IF_ERROR(describe(inputs, options, &outputs, &problem));
   if (config.validate) RPA_RETURN_IF_ERROR(check_metadata(problem));
 
-  Backend backend = config.backend == Backend::kAuto ? Backend::kCpu : config.backend;
-  if (backend == Backend::kReference) return run_reference(problem, inputs, outputs);
-  if (backend == Backend::kCuda) {
-    return Status::Unsupported("backend 'cuda' is not built into this copy of rpa");
-  }
-  Plan plan;
-  RPA_RETURN_IF_ERROR(build_plan(problem, PlanConfig{}, &plan));
-  if (backend == Backend::kSingleLoop) return run_single_loop(problem, plan, inputs, outputs);
-  return run_cpu(problem, plan, inputs, outputs, config.threads);
+  return run_backend(config.backend, config.threads, problem, nullptr, inputs, outputs);
 }
 
 Status make_plan(const AttentionInputs& inputs, const AttentionOptions& options, Plan* plan,

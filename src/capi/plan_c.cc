@@ -7,9 +7,7 @@
 #include "capi/errors.h"
 #include "core/message.h"
 #include "core/problem.h"
-#include "cpu/cpu.h"
-#include "reference/reference.h"
-#include "single_loop/single_loop.h"
+#include "run_backend.h"
 
 struct rpa_plan {
   rpa::Plan plan;
@@ -92,18 +90,8 @@ Status run(const rpa_plan& plan, const rpa_layer_inputs& c_inputs,
   // since: only the O(1) checks of this layer's tensors and outputs run here.
   Problem problem;
   RPA_RETURN_IF_ERROR(describe(inputs, plan.options, &outputs, &problem));
-  switch (plan.config.backend) {
-    case Backend::kReference:
-      return run_reference(problem, inputs, outputs);
-    case Backend::kSingleLoop:
-      return run_single_loop(problem, plan.plan, inputs, outputs);
-    case Backend::kCuda:
-      return Status::Unsupported("backend 'cuda' is not built into this copy of rpa");
-    case Backend::kAuto:
-    case Backend::kCpu:
-      break;
-  }
-  return run_cpu(problem, plan.plan, inputs, outputs, plan.config.threads);
+  return run_backend(plan.config.backend, plan.config.threads, problem, &plan.plan, inputs,
+                     outputs);
 }
 
 }  // namespace
