@@ -8,6 +8,7 @@
 #include "arrays.h"
 #include "common.h"
 #include "core/message.h"
+#include "plan/stat_fields.h"
 #include "rpa/attention.h"
 #include "rpa/plan.h"
 
@@ -57,8 +58,8 @@ py::object attention_py(py::object q, py::object k_cache, py::object v_cache,
                         py::object block_table, py::object seq_lens, py::object query_start_len,
                         std::optional<std::string> dtype, std::optional<std::string> out_dtype,
                         std::optional<float> scale, int32_t sliding_window, float logit_soft_cap,
-                        py::object sinks, py::object k_scale, py::object v_scale,
-                        bool return_lse, const std::string& backend, int threads) {
+                        py::object sinks, py::object k_scale, py::object v_scale, bool return_lse,
+                        const std::string& backend, int threads) {
   Call call(q, k_cache, v_cache, block_table, seq_lens, query_start_len, dtype, scale,
             sliding_window, logit_soft_cap, sinks, k_scale, v_scale);
   RunConfig config;
@@ -101,27 +102,8 @@ py::dict plan_stats_py(py::object q, py::object k_cache, py::object v_cache, py:
   Plan plan;
   throw_if_error(make_plan(call.inputs, call.options, &plan,
                            PlanConfig{q_tile_rows, kv_chunk_tokens, split_tokens}));
-  const PlanStats& s = plan.stats;
   py::dict d;
-  d["batch_capacity"] = s.batch_capacity;
-  d["live_slots"] = s.live_slots;
-  d["decode_rows"] = s.decode_rows;
-  d["prefill_rows"] = s.prefill_rows;
-  d["live_rows"] = s.decode_rows + s.prefill_rows;
-  d["items"] = s.items;
-  d["decode_items"] = s.decode_items;
-  d["prefill_items"] = s.prefill_items;
-  d["chains"] = s.chains;
-  d["partials"] = s.partials;
-  d["merges"] = plan.merges.size();
-  d["live_pages"] = s.live_pages;
-  d["visible_kv_tokens"] = s.visible_kv_tokens;
-  d["streamed_kv_tokens"] = s.streamed_kv_tokens;
-  d["capacity_kv_tokens"] = s.capacity_kv_tokens;
-  d["useful_ratio"] = s.useful_ratio;
-  d["q_tile_rows"] = plan.config.q_tile_rows;
-  d["kv_chunk_tokens"] = plan.config.kv_chunk_tokens;
-  d["split_tokens"] = plan.config.split_tokens;
+  for_each_plan_stat(plan, [&](const char* name, auto value) { d[name] = value; });
   return d;
 }
 

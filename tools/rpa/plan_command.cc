@@ -1,13 +1,14 @@
 // `rpa plan`: plan the demo scenario or a generated batch and print the
 // useful-work statistics.
 #include <cstdio>
-#include <stdexcept>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <string>
 
 #include "cases/case_file.h"
 #include "commands.h"
 #include "generate/batch.h"
+#include "plan/stat_fields.h"
 #include "rpa/plan.h"
 #include "variant_flags.h"
 
@@ -23,28 +24,9 @@ struct PlanFlags {
 };
 
 nlohmann::json stats_json(const Plan& plan) {
-  const PlanStats& s = plan.stats;
-  return {
-      {"items", s.items},
-      {"decode_items", s.decode_items},
-      {"prefill_items", s.prefill_items},
-      {"chains", s.chains},
-      {"partials", s.partials},
-      {"merges", plan.merges.size()},
-      {"batch_capacity", s.batch_capacity},
-      {"live_slots", s.live_slots},
-      {"live_rows", s.decode_rows + s.prefill_rows},
-      {"decode_rows", s.decode_rows},
-      {"prefill_rows", s.prefill_rows},
-      {"live_pages", s.live_pages},
-      {"visible_kv_tokens", s.visible_kv_tokens},
-      {"streamed_kv_tokens", s.streamed_kv_tokens},
-      {"capacity_kv_tokens", s.capacity_kv_tokens},
-      {"useful_ratio", s.useful_ratio},
-      {"q_tile_rows", plan.config.q_tile_rows},
-      {"kv_chunk_tokens", plan.config.kv_chunk_tokens},
-      {"split_tokens", plan.config.split_tokens},
-  };
+  nlohmann::json j = nlohmann::json::object();
+  for_each_plan_stat(plan, [&](const char* name, auto value) { j[name] = value; });
+  return j;
 }
 
 // The inputs to plan: a case file, the demo, or a generated batch. `batch` and
@@ -95,7 +77,8 @@ int run_plan(PlanFlags& flags) {
                            : flags.generated        ? "generated batch"
                                                     : "demo scenario";
   std::printf("rpa plan: %s\n", what.c_str());
-  for (const auto& [key, value] : j.items()) std::printf("  %-20s %s\n", key.c_str(), value.dump().c_str());
+  for (const auto& [key, value] : j.items())
+    std::printf("  %-20s %s\n", key.c_str(), value.dump().c_str());
   return 0;
 }
 
@@ -104,7 +87,8 @@ int run_plan(PlanFlags& flags) {
 void add_plan_command(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<PlanFlags>();
   CLI::App* cmd = app.add_subcommand(
-      "plan", "Plan a case file, the demo scenario (default) or a generated batch; print its statistics");
+      "plan",
+      "Plan a case file, the demo scenario (default) or a generated batch; print its statistics");
   cmd->add_option("case", flags->case_path, "a .safetensors case file or .npy case directory");
   cmd->add_flag("--generate", flags->generated, "plan a random batch instead of the demo");
   cmd->add_option("--seed", flags->spec.seed, "generator seed");
@@ -112,8 +96,10 @@ void add_plan_command(CLI::App& app, int& exit_code) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--active", flags->spec.num_active, "active slots (with --generate)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--q-tile-rows", flags->config.q_tile_rows, "override the Q tile (0 = heuristic)");
-  cmd->add_option("--kv-chunk", flags->config.kv_chunk_tokens, "override keys per item (0 = heuristic)");
+  cmd->add_option("--q-tile-rows", flags->config.q_tile_rows,
+                  "override the Q tile (0 = heuristic)");
+  cmd->add_option("--kv-chunk", flags->config.kv_chunk_tokens,
+                  "override keys per item (0 = heuristic)");
   cmd->add_option("--split", flags->config.split_tokens, "override keys per split (0 = heuristic)");
   cmd->add_flag("--json", flags->json, "print one JSON object");
   add_variant_flags(cmd, flags->spec);
