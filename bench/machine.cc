@@ -138,6 +138,20 @@ double sgemm_gflops(int threads) {
   return best;
 }
 
+// `unit` repeated `times`: the probe's run.
+LimitProbe repeated(std::string limit, double unit_work, int64_t times,
+                    std::function<void()> unit) {
+  return {std::move(limit), unit_work * static_cast<double>(times),
+          [times, unit = std::move(unit)] {
+            for (int64_t i = 0; i < times; ++i) unit();
+          }};
+}
+
+// How many probe units of `unit_work` do about `amount` of the same work.
+int64_t units_for(double amount, double unit_work) {
+  return std::clamp<int64_t>(std::llround(amount / unit_work), 1, kMaxProbeUnits);
+}
+
 }  // namespace
 
 MachineLimits measure_machine(int threads) {
@@ -154,24 +168,6 @@ MachineLimits measure_machine(int threads) {
   m.bf16_gflops = parallel_gflops(m.threads, [&] { return bf16.dot(kBf16Passes); });
   return m;
 }
-
-namespace {
-
-// `unit` repeated `times`: the probe's run.
-LimitProbe repeated(std::string limit, double unit_work, int64_t times,
-                    std::function<void()> unit) {
-  return {std::move(limit), unit_work * static_cast<double>(times),
-          [times, unit = std::move(unit)] {
-            for (int64_t i = 0; i < times; ++i) unit();
-          }};
-}
-
-// How many probe units of `unit_work` do about `amount` of the same work.
-int64_t units_for(double amount, double unit_work) {
-  return std::clamp<int64_t>(std::llround(amount / unit_work), 1, kMaxProbeUnits);
-}
-
-}  // namespace
 
 LimitProbe probe_for(const Workload& work, DType dtype, const MachineLimits& machine) {
   const int threads = machine.threads;
@@ -195,4 +191,5 @@ LimitProbe probe_for(const Workload& work, DType dtype, const MachineLimits& mac
   return repeated("fma", unit, units_for(work.flops, unit),
                   [threads, chains] { run_parallel(threads, chains); });
 }
+
 }  // namespace rpa::bench
