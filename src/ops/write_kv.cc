@@ -145,15 +145,16 @@ Status check_slots(const int32_t* slots, int64_t n, int64_t capacity) {
 }
 
 // One token row of one kv head: `dim` elements from src element `from` to
-// dst element `to`, copied, or quantized at `scale` (> 0) into fp8 codes.
-void write_row(const TensorView& src, int64_t from, const TensorView& dst, int64_t to, int64_t dim,
-               float scale) {
-  if (scale == 0.0f) {
-    const int64_t elem = dtype_size(dst.dtype);
-    std::memcpy(static_cast<char*>(dst.data) + to * elem,
-                static_cast<const char*>(src.data) + from * elem, static_cast<size_t>(dim * elem));
-    return;
-  }
+// dst element `to`, byte for byte.
+void copy_row(const TensorView& src, int64_t from, const TensorView& dst, int64_t to, int64_t dim) {
+  const int64_t elem = dtype_size(dst.dtype);
+  std::memcpy(static_cast<char*>(dst.data) + to * elem,
+              static_cast<const char*>(src.data) + from * elem, static_cast<size_t>(dim * elem));
+}
+
+// The same row quantized into fp8 codes at `scale`.
+void quantize_row(const TensorView& src, int64_t from, const TensorView& dst, int64_t to,
+                  int64_t dim, float scale) {
   uint8_t* codes = static_cast<uint8_t*>(dst.data) + to;
   for (int64_t d = 0; d < dim; ++d) {
     codes[d] = f32_to_fp8_e4m3(load_as_f32(src.data, src.dtype, from + d) / scale);
@@ -200,9 +201,7 @@ Status write_kv(const TensorView& k_new, const TensorView& v_new, const TensorVi
   const int32_t* slots = slot_mapping.as<int32_t>();
   RPA_RETURN_IF_ERROR(check_slots(slots, slot_mapping.shape[0], kc.shape[0] * page_size));
 
-  // Scale of kv head h, or 0 to copy.
-  const auto scale_of = [&](const TensorView& scale, int64_t h) {
-    if (!quantize) return 0.0f;
+  const auto scale_of = [](const TensorView& scale, int64_t h) {
     return scale.as<const float>()[scale.shape[0] == 1 ? 0 : h * scale.strides[0]];
   };
   for (int64_t t = 0; t < slot_mapping.shape[0]; ++t) {
@@ -213,7 +212,11 @@ Status write_kv(const TensorView& k_new, const TensorView& v_new, const TensorVi
                                      std::tuple{&v_new, &cache.v_cache, &cache.v_scale}}) {
         const int64_t from = t * src->strides[0] + h * src->strides[1];
         const int64_t to = page * dst->strides[0] + offset * dst->strides[1] + h * dst->strides[2];
-        write_row(*src, from, *dst, to, dim, scale_of(*scale, h));
+        if (quantize) {
+          quantize_row(*src, from, *dst, to, dim, scale_of(*scale, h));
+        } else {
+          copy_row(*src, from, *dst, to, dim);
+        }
       }
     }
   }
