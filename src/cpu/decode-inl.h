@@ -1,7 +1,9 @@
 // The decode path: one query row per item (q_rows == 1) whose heads_per_kv (G)
-// heads share every K and V load. Decode is memory-bound, so the kernel reads
-// each live K/V row of the item's kv head exactly once, straight from its page,
-// keeps the dot products in registers and o in L1.
+// heads share every K and V load. Decode moves far more bytes than it does
+// flops, so the kernel reads each live K/V row of the item's kv head exactly
+// once, straight from its page, keeps the dot products in registers and o in
+// L1. (On the 2-core AVX2 machine of record its arithmetic, 41 ns per key and
+// kv head on a core, still exceeds the DRAM time, 32 ns: docs/benchmarks.md.)
 //
 // A task's chains (one per kv head) walk the same pages, and the kernel reads
 // them in address order, key by key and kv head by kv head within a key, in a
