@@ -12,6 +12,7 @@
 #include <string>
 #include <tuple>
 
+#include "core/kv_scales.h"
 #include "core/message.h"
 #include "core/problem.h"
 #include "core/support.h"
@@ -34,8 +35,6 @@ constexpr ViewRule kBlockTableRule = {"block_table", 2, "[batch_capacity, max_pa
 constexpr ViewRule kSeqLensRule = {"seq_lens", 1, "[batch_capacity]"};
 constexpr ViewRule kQueryStartRule = {"query_start_len", 1, "[batch_capacity + 1]"};
 constexpr ViewRule kSinksRule = {"sinks", 1, "[num_kv_heads * heads_per_kv]"};
-constexpr ViewRule kKScaleRule = {"k_scale", 1, "[1] or [num_kv_heads]"};
-constexpr ViewRule kVScaleRule = {"v_scale", 1, "[1] or [num_kv_heads]"};
 constexpr ViewRule kOutRule = {"out", 4, "[num_tokens, num_kv_heads, heads_per_kv, head_dim]"};
 constexpr ViewRule kLseRule = {"lse", 3, "[num_tokens, num_kv_heads, heads_per_kv]"};
 
@@ -111,8 +110,8 @@ Status check_inputs(const AttentionInputs& in, InputSpans* spans) {
   }
   // A quantized cache is meaningless without its scales, and a scale next to
   // an unquantized cache would be silently ignored: both are errors.
-  for (const auto& [scale, rule] : {std::pair{&in.k_scale, &kKScaleRule},
-                                    std::pair{&in.v_scale, &kVScaleRule}}) {
+  for (const auto& [scale, rule] :
+       {std::pair{&in.k_scale, &kKScaleRule}, std::pair{&in.v_scale, &kVScaleRule}}) {
     if (!quantized) {
       if (scale->present()) {
         return Status::Invalid(cat(rule->name, " is given but k_cache.dtype = ", in.k_cache.dtype,
@@ -251,19 +250,13 @@ Status check_outputs(const AttentionOutputs& outputs, const TensorView& q,
   return check_placement(outputs.lse, kLseRule, q, inputs, lse_span, &out_span);
 }
 
-// A zero, negative or non-finite dequantization scale turns every key of a
-// head into 0, a sign flip or NaN: always a quantizer's bug, never a model's.
-Status check_scale_values(const Problem& p) {
+// The scales change with every layer, so their values are checked on every
+// call (kv_scales.h).
+Status check_problem_scales(const Problem& p) {
   for (const auto& [scale, stride, name] : {std::tuple{p.k_scale, p.k_scale_stride, "k_scale"},
                                             std::tuple{p.v_scale, p.v_scale_stride, "v_scale"}}) {
     if (scale == nullptr) continue;
-    const int64_t count = stride == 0 ? 1 : p.num_kv_heads;
-    for (int64_t h = 0; h < count; ++h) {
-      const float value = scale[h * stride];
-      if (!(value > 0.0f) || !std::isfinite(value)) {
-        return Status::Invalid(cat(name, "[", h, "] = ", value, " must be finite and positive"));
-      }
-    }
+    RPA_RETURN_IF_ERROR(check_scale_values(scale, stride, stride == 0 ? 1 : p.num_kv_heads, name));
   }
   return Status::Ok();
 }
@@ -308,7 +301,7 @@ Status describe(const AttentionInputs& inputs, const AttentionOptions& options,
     p.v_scale_stride = inputs.v_scale.shape[0] == 1 ? 0 : inputs.v_scale.strides[0];
     // The scales change with every layer, like q and the caches, and are
     // checked with them: O(num_kv_heads), also when a plan is reused.
-    RPA_RETURN_IF_ERROR(check_scale_values(p));
+    RPA_RETURN_IF_ERROR(check_problem_scales(p));
   }
   return Status::Ok();
 }

@@ -4,22 +4,19 @@
 #include "rpa/write_kv.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
 
+#include "core/kv_scales.h"
 #include "core/message.h"
 #include "core/support.h"
 #include "core/view_check.h"
 
 namespace rpa {
 namespace {
-
-constexpr ViewRule kKScaleRule = {"k_scale", 1, "[1] or [num_kv_heads]"};
-constexpr ViewRule kVScaleRule = {"v_scale", 1, "[1] or [num_kv_heads]"};
 
 Status check_shapes(const TensorView& k_new, const TensorView& v_new, const TensorView& slots,
                     const KvCache& cache) {
@@ -103,8 +100,7 @@ Status check_dtypes(const TensorView& k_new, const TensorView& v_new, const KvCa
   return Status::Ok();
 }
 
-// Shape, dtype and values of a checked scale view: quantizing by a zero,
-// negative or non-finite scale writes zeros, flipped signs or NaN codes.
+// Shape, dtype and values of a checked scale view.
 Status check_scale(const TensorView& scale, std::string_view name, int64_t kv_heads) {
   if (scale.shape[0] != 1 && scale.shape[0] != kv_heads) {
     return Status::Invalid(
@@ -113,13 +109,7 @@ Status check_scale(const TensorView& scale, std::string_view name, int64_t kv_he
   if (scale.dtype != DType::kF32) {
     return Status::Invalid(cat(name, ".dtype = ", scale.dtype, " must be f32"));
   }
-  for (int64_t h = 0; h < scale.shape[0]; ++h) {
-    const float value = scale.as<const float>()[h * scale.strides[0]];
-    if (!(value > 0.0f) || !std::isfinite(value)) {
-      return Status::Invalid(cat(name, "[", h, "] = ", value, " must be finite and positive"));
-    }
-  }
-  return Status::Ok();
+  return check_scale_values(scale.as<const float>(), scale.strides[0], scale.shape[0], name);
 }
 
 Status check_slots(const int32_t* slots, int64_t n, int64_t capacity) {
