@@ -25,8 +25,9 @@ inline constexpr float kFp8RawHalfFactor = 0x1p60f;
 // Whether any of the n bytes at p is an e4m3 NaN code (S.1111.111), eight
 // bytes per step in general-purpose registers: masking the sign leaves 0x7f
 // only for NaN, and 0x7f + 1 is the only sum that sets the byte's top bit
-// (no carry crosses bytes). The SIMD kernels run this beside their vector
-// work, on otherwise idle integer units.
+// (no carry crosses bytes). It checks the tails that the vector scan
+// (Fp8FoldMagnitudes, fp8_load-inl.h) leaves, and finds the rows of a block
+// that scan flagged.
 inline bool fp8_e4m3_has_nan(const Fp8E4M3* p, int64_t n) {
   constexpr uint64_t kLow7 = 0x7f7f7f7f7f7f7f7full;
   constexpr uint64_t kOnes = 0x0101010101010101ull;
