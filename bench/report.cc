@@ -48,11 +48,9 @@ json scenario_json(const ScenarioResult& s, const Report& report) {
       {"fraction_of_bandwidth", r.fraction_of_bandwidth},
       {"fraction_of_peak", r.fraction_of_peak},
       {"peak", report.machine.bf16_is_peak(s.dtype) ? "bf16" : "fma"},
-      {"adjacent_limit", m.probe_limit.empty() ? json(nullptr) : json(m.probe_limit)},
-      {"adjacent_limit_rate",
-       m.probe_limit.empty() ? json(nullptr) : json(m.probe_work / m.probe.median() * 1e-9)},
-      {"fraction_of_adjacent_limit",
-       m.probe_limit.empty() ? json(nullptr) : json(m.fraction_of_probe())},
+      {"adjacent_limit", nullptr},
+      {"adjacent_limit_rate", nullptr},
+      {"fraction_of_adjacent_limit", nullptr},
       {"speedup_vs_capacity_masked", r.speedup_masked},
       {"speedup_vs_gather_dense", r.speedup_dense},
       {"capacity_masked_ms", ms(r.masked_seconds)},
@@ -73,6 +71,11 @@ json scenario_json(const ScenarioResult& s, const Report& report) {
       {"prefill_part_samples", nullptr},
       {"parts_rel_diff_vs_whole", nullptr},
   };
+  if (!m.probe_limit.empty()) {
+    j["adjacent_limit"] = m.probe_limit;
+    j["adjacent_limit_rate"] = m.probe_rate() * 1e-9;
+    j["fraction_of_adjacent_limit"] = m.fraction_of_probe();
+  }
   if (s.at_1x) {
     const Measured& one = *s.at_1x;
     j["capacity_multiplier"] = s.capacity_multiplier;

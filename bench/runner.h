@@ -49,10 +49,12 @@ struct Measured {
   double probe_work = 0.0;
   Timing probe;
 
-  // rpa's rate over the probed limit's rate, both medians of the same rounds.
+  // The probed limit's rate (bytes or flops per second) at its median run,
+  // and rpa's rate over it, both medians of the same rounds.
+  double probe_rate() const { return probe_work / probe.median(); }
   double fraction_of_probe() const {
     const double rpa_work = probe_limit == "dram" ? work.useful_bytes : work.flops;
-    return (rpa_work / rpa.median()) / (probe_work / probe.median());
+    return rpa_work / rpa.median() / probe_rate();
   }
 };
 
