@@ -68,10 +68,7 @@ TEST(Cpu, PublicEntryMatchesReference) {
 
 TEST(Cpu, DecodeOnlyWithLongContexts) {
   for (uint64_t seed = 200; seed < 206; ++seed) {
-    gen::BatchSpec spec = random_spec(seed);
-    spec.chunk_weight = spec.fresh_weight = 0.0;
-    spec.num_active = 3;
-    spec.max_context = 1500;
+    gen::BatchSpec spec = decode_only(random_spec(seed), 1500);
     const gen::Batch batch = gen::generate(spec);
     const Outputs want = run_reference_backend(batch);
     expect_close(batch, run_cpu_plan(batch, {}, 2), want);
@@ -84,11 +81,8 @@ TEST(Cpu, DecodeOnlyWithLongContexts) {
 // empty items, and partial blocks go key by key.
 TEST(Cpu, DecodeWindowsSkipWholeItems) {
   for (uint64_t seed = 210; seed < 214; ++seed) {
-    gen::BatchSpec spec = random_spec(seed);
-    spec.chunk_weight = spec.fresh_weight = 0.0;
-    spec.num_active = 3;
+    gen::BatchSpec spec = decode_only(random_spec(seed), 1200);
     spec.num_kv_heads = 3;
-    spec.max_context = 1200;
     spec.options.sliding_window = static_cast<int32_t>(20 + seed % 50);
     const gen::Batch batch = gen::generate(spec);
     const Outputs want = run_reference_backend(batch);
@@ -103,10 +97,7 @@ TEST(Cpu, DecodeWindowsSkipWholeItems) {
 // outputs are held to DESIGN §5's bound here rather than tolerance()'s.
 TEST(Cpu, DecodeWithWideLogits) {
   for (uint64_t seed = 220; seed < 232; ++seed) {
-    gen::BatchSpec spec = random_spec(seed);
-    spec.chunk_weight = spec.fresh_weight = 0.0;
-    spec.num_active = 3;
-    spec.max_context = 700;
+    gen::BatchSpec spec = decode_only(random_spec(seed), 700);
     spec.value_range = 8.0f;
     const gen::Batch batch = gen::generate(spec);
     const double bound = spec.out_dtype == DType::kF32 ? 2e-5 : 0.0;

@@ -117,10 +117,7 @@ TEST(Fp8Attention, CpuMatchesReference) {
 
 TEST(Fp8Attention, CpuDecodeWithLongContexts) {
   for (uint64_t seed = 60; seed < 66; ++seed) {
-    gen::BatchSpec spec = fp8_spec(seed);
-    spec.chunk_weight = spec.fresh_weight = 0.0;
-    spec.num_active = 3;
-    spec.max_context = 1500;
+    gen::BatchSpec spec = decode_only(fp8_spec(seed), 1500);
     const gen::Batch batch = gen::generate(spec);
     const Outputs want = run(batch, Backend::kReference);
     expect_close(batch, run_cpu_plan(batch, {}, 2), want);

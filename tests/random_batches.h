@@ -80,6 +80,14 @@ inline gen::BatchSpec random_spec(uint64_t seed) {
   return spec;
 }
 
+// `spec` with decode rows only: 3 live slots of up to `max_context` keys.
+inline gen::BatchSpec decode_only(gen::BatchSpec spec, int32_t max_context) {
+  spec.chunk_weight = spec.fresh_weight = 0.0;
+  spec.num_active = 3;
+  spec.max_context = max_context;
+  return spec;
+}
+
 // Plan sizes small enough that short sequences still cross tiles, chunks and
 // splits, so every item boundary and the merge run.
 inline PlanConfig small_config(int32_t page_size, uint64_t seed) {
