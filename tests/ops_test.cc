@@ -210,6 +210,16 @@ TEST(WriteKv, RejectsScalesThatDoNotFitAndWritesNothing) {
             std::string::npos);
   EXPECT_NE(attempt([&](KvCache& c) { c.k_scale = c.k_cache; }).find("k_scale.rank = 4"),
             std::string::npos);
+  std::vector<int32_t> int_scale = {1};
+  EXPECT_NE(attempt([&](KvCache& c) {
+              c.v_scale = TensorView::contiguous(int_scale.data(), DType::kI32, {1});
+            }).find("v_scale.dtype = i32 must be f32"),
+            std::string::npos);
+  // A scale inside the cache it quantizes into would be overwritten.
+  EXPECT_NE(attempt([&](KvCache& c) {
+              c.k_scale = TensorView::contiguous(c.k_cache.data, DType::kF32, {1});
+            }).find("k_cache overlaps k_scale"),
+            std::string::npos);
   // fp8 codes are copied as they are: a scale next to them would be ignored.
   Fp8Cache cache;
   std::vector<uint8_t> codes(2 * 64, 0x38);
@@ -217,6 +227,19 @@ TEST(WriteKv, RejectsScalesThatDoNotFitAndWritesNothing) {
   Status s = write_kv(code_view, code_view, slot_view, cache.views());
   EXPECT_NE(s.message().find("k_scale is given but k_new.dtype = fp8_e4m3: codes are copied"),
             std::string::npos)
+      << s.message();
+  // Tokens are codes or f32/bf16/f16, and K and V agree.
+  std::vector<int32_t> ints(2 * 64);
+  const TensorView int_view = TensorView::contiguous(ints.data(), DType::kI32, {1, 2, 64});
+  s = write_kv(int_view, int_view, slot_view, cache.views());
+  EXPECT_NE(s.message().find("k_new.dtype = i32 must equal k_cache.dtype = fp8_e4m3 (codes), or "
+                             "be f32, bf16 or f16 with k_scale and v_scale to quantize"),
+            std::string::npos)
+      << s.message();
+  std::vector<uint16_t> half(2 * 64);
+  s = write_kv(f32(kn, {1, 2, 64}), TensorView::contiguous(half.data(), DType::kBF16, {1, 2, 64}),
+               slot_view, cache.views());
+  EXPECT_NE(s.message().find("v_new.dtype = bf16 must equal k_new.dtype = f32"), std::string::npos)
       << s.message();
   // Scales belong to fp8 caches only.
   SmallCache f32_cache;
