@@ -34,6 +34,10 @@ install(FILES ${PROJECT_BINARY_DIR}/rpaConfig.cmake ${PROJECT_BINARY_DIR}/rpaCon
 # rpa.pc finds its prefix from its own location, so the tree stays relocatable
 # (`cmake --install --prefix` anywhere).
 file(RELATIVE_PATH RPA_PC_TO_PREFIX /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig /prefix)
+set(RPA_PC_CUDA_LIBS "")
+if(RPA_WITH_CUDA)
+  set(RPA_PC_CUDA_LIBS " -L${CUDAToolkit_LIBRARY_DIR} -lcudart_static -ldl -lrt -lpthread")
+endif()
 configure_file(${CMAKE_CURRENT_LIST_DIR}/rpa.pc.in ${PROJECT_BINARY_DIR}/rpa.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/rpa.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 

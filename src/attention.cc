@@ -36,11 +36,14 @@ bool parse_backend(std::string_view name, Backend* out) {
 
 Status attention(const AttentionInputs& inputs, const AttentionOptions& options,
                  const AttentionOutputs& outputs, const RunConfig& config) {
+  RunConfig resolved = config;
+  resolved.backend = resolve_backend(config.backend, inputs);
+  RPA_RETURN_IF_ERROR(check_placement(resolved.backend, inputs, outputs));
   Problem problem;
   RPA_RETURN_IF_ERROR(describe(inputs, options, &outputs, &problem));
   if (config.validate) RPA_RETURN_IF_ERROR(check_metadata(problem));
 
-  return run_backend(config.backend, config.threads, problem, nullptr, inputs, outputs);
+  return run_backend(resolved, problem, nullptr, inputs, outputs);
 }
 
 Status make_plan(const AttentionInputs& inputs, const AttentionOptions& options, Plan* plan,

@@ -1,26 +1,58 @@
 #include "run_backend.h"
 
 #include "cpu/cpu.h"
+#ifdef RPA_WITH_CUDA
+#include "cuda/cuda.h"
+#endif
 #include "plan/planner.h"
 #include "reference/reference.h"
 #include "single_loop/single_loop.h"
 
 namespace rpa {
 
-Status run_backend(Backend backend, int threads, const Problem& problem, const Plan* plan,
+Backend resolve_backend(Backend requested, const AttentionInputs& inputs) {
+  if (requested != Backend::kAuto) return requested;
+#ifdef RPA_WITH_CUDA
+  if (is_device_pointer(inputs.q.data)) return Backend::kCuda;
+#else
+  (void)inputs;
+#endif
+  return Backend::kCpu;
+}
+
+Status check_placement(Backend backend, const AttentionInputs& inputs,
+                       const AttentionOutputs& outputs) {
+#ifdef RPA_WITH_CUDA
+  if (backend == Backend::kCuda) return check_cuda_placement(inputs, outputs);
+#else
+  (void)backend, (void)inputs, (void)outputs;
+#endif
+  return Status::Ok();
+}
+
+Status run_backend(const RunConfig& config, const Problem& problem, const Plan* plan,
                    const AttentionInputs& inputs, const AttentionOutputs& outputs) {
-  if (backend == Backend::kAuto) backend = Backend::kCpu;
+  const Backend backend = config.backend;
   if (backend == Backend::kReference) return run_reference(problem, inputs, outputs);
-  if (backend == Backend::kCuda) {
-    return Status::Unsupported("backend 'cuda' is not built into this copy of rpa");
-  }
   Plan built;
+  if (backend == Backend::kCuda) {
+#ifdef RPA_WITH_CUDA
+    if (plan == nullptr) {
+      RPA_RETURN_IF_ERROR(build_plan(problem, cuda_plan_config(problem), &built));
+      plan = &built;
+    }
+    return run_cuda(problem, *plan, inputs, outputs, config.cuda_stream);
+#else
+    return Status::Unsupported(
+        "backend 'cuda' is not built into this copy of rpa (no nvcc at build time)");
+#endif
+  }
   if (plan == nullptr) {
     RPA_RETURN_IF_ERROR(build_plan(problem, PlanConfig{}, &built));
     plan = &built;
   }
   if (backend == Backend::kSingleLoop) return run_single_loop(problem, *plan, inputs, outputs);
-  return run_cpu(problem, *plan, inputs, outputs, threads);
+  return run_cpu(problem, *plan, inputs, outputs, config.threads);
 }
 
 }  // namespace rpa

@@ -9,10 +9,19 @@
 
 namespace rpa {
 
-// Runs `backend` (kAuto = the fastest built in) with `threads` (0 = all) on
+// The backend `requested` names: kAuto is cuda when it is built and q is in
+// device memory, else cpu.
+Backend resolve_backend(Backend requested, const AttentionInputs& inputs);
+
+// Checks, before anything reads the tensors, that they live where `backend`
+// (resolved) reads them: host memory for every backend but cuda (cuda.h).
+Status check_placement(Backend backend, const AttentionInputs& inputs,
+                       const AttentionOutputs& outputs);
+
+// Runs `config.backend` (resolved) with `config.threads` (0 = all) on
 // `problem`, described from `inputs` and `outputs`. `plan` is built here when
 // null and the backend needs one; a given plan must be `problem`'s.
-Status run_backend(Backend backend, int threads, const Problem& problem, const Plan* plan,
+Status run_backend(const RunConfig& config, const Problem& problem, const Plan* plan,
                    const AttentionInputs& inputs, const AttentionOutputs& outputs);
 
 }  // namespace rpa

@@ -59,10 +59,17 @@ enum class Backend : int32_t {
 std::string_view backend_name(Backend b);
 bool parse_backend(std::string_view name, Backend* out);
 
+// The cuda backend reads q, k_cache, v_cache and sinks, and writes out and lse,
+// in device memory (cudaMalloc'ed or managed); block_table, seq_lens,
+// query_start_len and the fp8 scales stay in host memory (or managed), where
+// they are validated and planned. kAuto picks cuda when q is in device memory.
 struct RunConfig {
   Backend backend = Backend::kAuto;
   int threads = 0;        // 0 = all available
   bool validate = true;   // false skips the O(batch + live pages) contract checks
+  // cuda: the cudaStream_t to run on; the call then returns once the work is
+  // queued. Null = the default stream, and the call returns when out is written.
+  void* cuda_stream = nullptr;
 };
 
 // Computes `out` (and `lse` when present). On any error returns a Status whose

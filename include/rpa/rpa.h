@@ -90,6 +90,11 @@ typedef struct rpa_options {
   int32_t backend;         /* an rpa_backend */
   int32_t threads;         /* 0 = all available */
   int32_t skip_validation; /* nonzero skips the O(batch + live pages) metadata checks */
+  /* cuda backend: the cudaStream_t to run on (the call returns once the work
+   * is queued); NULL = the default stream, and the call waits for out. The
+   * cuda backend takes q, k_cache, v_cache, sinks, out and lse in device
+   * memory, the metadata and fp8 scales in host memory. */
+  void* cuda_stream;
 } rpa_options;
 
 /* The statistics of a plan; see PlanStats in include/rpa/plan.h. */

@@ -82,6 +82,7 @@ Status to_options(const rpa_options* options, AttentionOptions* attention, RunCo
   config->backend = static_cast<Backend>(options->backend);
   config->threads = options->threads;
   config->validate = options->skip_validation == 0;
+  config->cuda_stream = options->cuda_stream;
   return Status::Ok();
 }
 

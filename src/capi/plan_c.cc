@@ -88,10 +88,12 @@ Status run(const rpa_plan& plan, const rpa_layer_inputs& c_inputs,
 
   // The metadata was checked when the plan was made and cannot have changed
   // since: only the O(1) checks of this layer's tensors and outputs run here.
+  RunConfig config = plan.config;
+  config.backend = resolve_backend(plan.config.backend, inputs);
+  RPA_RETURN_IF_ERROR(check_placement(config.backend, inputs, outputs));
   Problem problem;
   RPA_RETURN_IF_ERROR(describe(inputs, plan.options, &outputs, &problem));
-  return run_backend(plan.config.backend, plan.config.threads, problem, &plan.plan, inputs,
-                     outputs);
+  return run_backend(config, problem, &plan.plan, inputs, outputs);
 }
 
 }  // namespace

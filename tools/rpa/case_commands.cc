@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "core/compare.h"
 #include "generate/batch.h"
+#include "host_call.h"
 #include "variant_flags.h"
 
 namespace rpa::cli {
@@ -52,7 +53,7 @@ Status run_backend(const Case& c, const AttentionInputs& inputs, const RunConfig
   result->lse.bytes.assign(static_cast<size_t>(result->lse.numel() * 4), 0);
   RPA_RETURN_IF_ERROR(result->out.view("out", &result->views.out));
   RPA_RETURN_IF_ERROR(result->lse.view("lse", &result->views.lse));
-  return attention(inputs, c.options, result->views, config);
+  return cli::attention_from_host(inputs, c.options, result->views, config);
 }
 
 Status parse_config(const std::string& backend, int threads, RunConfig* config) {

@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "core/compare.h"
 #include "generate/batch.h"
+#include "host_call.h"
 #include "rpa/plan.h"
 #include "variant_flags.h"
 
@@ -35,7 +36,7 @@ Timed run_timed(const gen::Batch& batch, const AttentionOutputs& outputs, const 
   Timed result;
   for (int i = 0; i < std::max(1, repeat); ++i) {
     const auto start = std::chrono::steady_clock::now();
-    result.status = attention(batch.inputs(), batch.spec.options, outputs, config);
+    result.status = attention_from_host(batch.inputs(), batch.spec.options, outputs, config);
     const auto stop = std::chrono::steady_clock::now();
     if (!result.status.ok()) return result;
     times.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
@@ -134,7 +135,8 @@ void add_demo_command(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<DemoFlags>();
   CLI::App* cmd = app.add_subcommand(
       "demo", "Run one Llama-3-8B-shaped serving step on the best backend and verify it");
-  cmd->add_option("--backend", flags->backend, "auto, cpu, single-loop or reference");
+  cmd->add_option("--backend", flags->backend,
+                  "auto, cpu, cuda (timed with its host<->device copies), single-loop or reference");
   cmd->add_option("--threads", flags->threads, "threads (0 = all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--repeat", flags->repeat, "timed runs (the median is reported)")
       ->check(CLI::PositiveNumber);

@@ -1,0 +1,185 @@
+// Device helpers shared by the kernels: element loads and stores by dtype, the
+// logit transform, warp reductions and the end of a row (DESIGN §5: the same
+// online-softmax state as core/online_softmax.h, m = -inf when empty).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <cstdint>
+
+#include "cuda/kernel_args.h"
+
+namespace rpa::cuda {
+
+inline constexpr unsigned kFullMask = 0xffffffffu;
+inline constexpr int kMaxHeadDim = 256;
+
+__device__ __forceinline__ float neg_inf() { return -__int_as_float(0x7f800000); }
+
+// Eight consecutive elements of a K/V row as f32. The row pointer is aligned
+// to the load (16 bytes; 8 for fp8): runtime.cc checks the cache layout.
+__device__ __forceinline__ void load8(const float* p, float (&x)[8]) {
+  const float4 a = *reinterpret_cast<const float4*>(p);
+  const float4 b = *reinterpret_cast<const float4*>(p + 4);
+  x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w;
+  x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
+}
+
+__device__ __forceinline__ void load8(const __nv_bfloat16* p, float (&x)[8]) {
+  const uint4 u = *reinterpret_cast<const uint4*>(p);
+  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    // bf16 -> f32 is the 16 bits moved to the top: exact, NaN kept.
+    x[2 * i] = __uint_as_float(w[i] << 16);
+    x[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  }
+}
+
+__device__ __forceinline__ void load8(const __half* p, float (&x)[8]) {
+  const uint4 u = *reinterpret_cast<const uint4*>(p);
+  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    __half2 h;
+    *reinterpret_cast<uint32_t*>(&h) = w[i];
+    const float2 f = __half22float2(h);
+    x[2 * i] = f.x;
+    x[2 * i + 1] = f.y;
+  }
+}
+
+__device__ __forceinline__ void load8(const __nv_fp8_e4m3* p, float (&x)[8]) {
+  const uint2 u = *reinterpret_cast<const uint2*>(p);
+  const uint32_t w[2] = {u.x, u.y};
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const __nv_fp8x2_storage_t pair = static_cast<__nv_fp8x2_storage_t>(w[i] >> (16 * j));
+      const __half2 h = __half2(__nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3));
+      const float2 f = __half22float2(h);
+      x[4 * i + 2 * j] = f.x;
+      x[4 * i + 2 * j + 1] = f.y;
+    }
+  }
+}
+
+// One element of q (any q dtype) as f32.
+__device__ __forceinline__ float load_q(const KernelArgs& a, int64_t row, int64_t h, int64_t g,
+                                        int64_t d) {
+  const int64_t i = row * a.q.s[0] + h * a.q.s[1] + g * a.q.s[2] + d;
+  switch (a.q_dtype) {
+    case DType::kBF16:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(a.q.data)[i]);
+    case DType::kF16:
+      return __half2float(static_cast<const __half*>(a.q.data)[i]);
+    default:
+      return static_cast<const float*>(a.q.data)[i];
+  }
+}
+
+// Writes one element of out, rounded to nearest even for bf16 and f16.
+__device__ __forceinline__ void store_out(const KernelArgs& a, int64_t row, int64_t h, int64_t g,
+                                          int64_t d, float value) {
+  const int64_t i = row * a.out.s[0] + h * a.out.s[1] + g * a.out.s[2] + d;
+  switch (a.out_dtype) {
+    case DType::kBF16:
+      static_cast<__nv_bfloat16*>(a.out.data)[i] = __float2bfloat16_rn(value);
+      break;
+    case DType::kF16:
+      static_cast<__half*>(a.out.data)[i] = __float2half_rn(value);
+      break;
+    default:
+      static_cast<float*>(a.out.data)[i] = value;
+      break;
+  }
+}
+
+// The K/V row of key `key` of an item, kv head h: the page comes from the
+// plan's page list (item.page_index holds the page of item.kv_begin).
+template <typename KV>
+__device__ __forceinline__ const KV* kv_row(const DeviceStrided3& cache, const int32_t* pages,
+                                            const WorkItem& item, int page_size, int key, int h) {
+  const int64_t page = pages[item.page_index + key / page_size - item.kv_begin / page_size];
+  const int64_t slot = key % page_size;
+  return static_cast<const KV*>(cache.data) + page * cache.s[0] + slot * cache.s[1] + h * cache.s[2];
+}
+
+// The logit of a dot product whose q was already multiplied by scale.
+__device__ __forceinline__ float soft_cap(float x, float cap) {
+  return cap > 0.0f ? cap * tanhf(x / cap) : x;
+}
+
+// exp(from - to) for rescaling a state whose max was `from` to `to >= from`.
+__device__ __forceinline__ float rescale_factor(float from, float to) {
+  return from == neg_inf() ? 0.0f : expf(from - to);
+}
+
+__device__ __forceinline__ float warp_max(float x) {
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) x = fmaxf(x, __shfl_xor_sync(kFullMask, x, off));
+  return x;
+}
+
+__device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) x += __shfl_xor_sync(kFullMask, x, off);
+  return x;
+}
+
+// The end of a row whose state is (m, l): out = o * o_factor, and its lse.
+// A sink logit joins the denominator only.
+struct RowEnd {
+  float o_factor;
+  float lse;
+};
+
+__device__ __forceinline__ RowEnd end_row(float m, float l, const float* sink) {
+  if (sink != nullptr) {
+    const float s = *sink;
+    const float m2 = fmaxf(m, s);
+    const float f = rescale_factor(m, m2);
+    l = l * f + expf(s - m2);
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    return {f * inv, l > 0.0f ? m2 + logf(l) : neg_inf()};
+  }
+  return {l > 0.0f ? 1.0f / l : 0.0f, l > 0.0f ? m + logf(l) : neg_inf()};
+}
+
+__device__ __forceinline__ const float* sink_of(const KernelArgs& a, int h, int g) {
+  return a.sinks != nullptr ? a.sinks + h * a.heads_per_kv + g : nullptr;
+}
+
+__device__ __forceinline__ float* lse_at(const KernelArgs& a, int64_t row, int64_t h, int64_t g) {
+  return a.lse + row * a.lse_s[0] + h * a.lse_s[1] + g * a.lse_s[2];
+}
+
+__device__ __forceinline__ float* partial_record(const KernelArgs& a, int partial, int64_t packed_row) {
+  return a.partials + partial * a.partial_stride + packed_row * (a.head_dim + 2);
+}
+
+// Stores o (already times v_scale) for query row `row_in_tile`, head g of a
+// chain's last item: finalized into out and lse, or as a split's partial
+// record. Called once per element d; the lse/m/l once per row (d == 0).
+__device__ __forceinline__ void flush_element(const KernelArgs& a, const WorkItem& last,
+                                              int row_in_tile, int g, int d, float m, float l,
+                                              float o) {
+  const int h = last.kv_head;
+  if (last.partial < 0) {
+    const RowEnd end = end_row(m, l, sink_of(a, h, g));
+    store_out(a, last.q_row + row_in_tile, h, g, d, o * end.o_factor);
+    if (d == 0 && a.lse != nullptr) *lse_at(a, last.q_row + row_in_tile, h, g) = end.lse;
+  } else {
+    float* record = partial_record(a, last.partial, int64_t{row_in_tile} * a.heads_per_kv + g);
+    if (d == 0) {
+      record[0] = m;
+      record[1] = l;
+    }
+    record[2 + d] = o;
+  }
+}
+
+}  // namespace rpa::cuda

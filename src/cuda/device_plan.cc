@@ -1,0 +1,92 @@
+#include "cuda/device_plan.h"
+
+#include <cstring>
+
+namespace rpa::cuda {
+namespace {
+
+size_t align16(size_t n) { return (n + 15) & ~size_t{15}; }
+
+// Chain starts of a kind's items, with the end as the last entry.
+std::vector<int32_t> chain_starts(const std::vector<WorkItem>& items) {
+  std::vector<int32_t> starts;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (items[i].starts_tile()) starts.push_back(static_cast<int32_t>(i));
+  }
+  starts.push_back(static_cast<int32_t>(items.size()));
+  return starts;
+}
+
+template <typename T>
+size_t reserve(size_t* cursor, size_t count) {
+  const size_t at = *cursor;
+  *cursor = align16(at + count * sizeof(T));
+  return at;
+}
+
+template <typename T>
+void put(std::vector<std::byte>& image, size_t at, const T* data, size_t count) {
+  if (count > 0) std::memcpy(image.data() + at, data, count * sizeof(T));
+}
+
+}  // namespace
+
+PackedPlan pack_plan(const Problem& problem, const Plan& plan) {
+  PackedPlan packed;
+  const std::vector<int32_t> decode_chains = chain_starts(plan.decode_items);
+  const std::vector<int32_t> prefill_chains = chain_starts(plan.prefill_items);
+  packed.num_decode_chains = static_cast<int32_t>(decode_chains.size()) - 1;
+  packed.num_prefill_chains = static_cast<int32_t>(prefill_chains.size()) - 1;
+
+  std::vector<float> k_scale, v_scale;
+  packed.has_scales = problem.quantized_kv();
+  if (packed.has_scales) {
+    for (int64_t h = 0; h < problem.num_kv_heads; ++h) {
+      k_scale.push_back(problem.k_scale_of(h));
+      v_scale.push_back(problem.v_scale_of(h));
+    }
+  }
+
+  size_t cursor = 0;
+  packed.decode_items = reserve<WorkItem>(&cursor, plan.decode_items.size());
+  packed.decode_chains = reserve<int32_t>(&cursor, decode_chains.size());
+  packed.prefill_items = reserve<WorkItem>(&cursor, plan.prefill_items.size());
+  packed.prefill_chains = reserve<int32_t>(&cursor, prefill_chains.size());
+  packed.pages = reserve<int32_t>(&cursor, plan.pages.size());
+  packed.merges = reserve<MergeGroup>(&cursor, plan.merges.size());
+  packed.k_scale = reserve<float>(&cursor, k_scale.size());
+  packed.v_scale = reserve<float>(&cursor, v_scale.size());
+  packed.partials = cursor;
+  packed.image.resize(cursor);
+  packed.total_bytes =
+      cursor + static_cast<size_t>(plan.num_partials) * plan.partial_stride() * sizeof(float);
+
+  put(packed.image, packed.decode_items, plan.decode_items.data(), plan.decode_items.size());
+  put(packed.image, packed.decode_chains, decode_chains.data(), decode_chains.size());
+  put(packed.image, packed.prefill_items, plan.prefill_items.data(), plan.prefill_items.size());
+  put(packed.image, packed.prefill_chains, prefill_chains.data(), prefill_chains.size());
+  put(packed.image, packed.pages, plan.pages.data(), plan.pages.size());
+  put(packed.image, packed.merges, plan.merges.data(), plan.merges.size());
+  put(packed.image, packed.k_scale, k_scale.data(), k_scale.size());
+  put(packed.image, packed.v_scale, v_scale.data(), v_scale.size());
+  return packed;
+}
+
+void bind_plan(const PackedPlan& packed, const Plan& plan, std::byte* device, KernelArgs* args) {
+  args->decode_items = reinterpret_cast<const WorkItem*>(device + packed.decode_items);
+  args->decode_chains = reinterpret_cast<const int32_t*>(device + packed.decode_chains);
+  args->num_decode_chains = packed.num_decode_chains;
+  args->prefill_items = reinterpret_cast<const WorkItem*>(device + packed.prefill_items);
+  args->prefill_chains = reinterpret_cast<const int32_t*>(device + packed.prefill_chains);
+  args->num_prefill_chains = packed.num_prefill_chains;
+  args->pages = reinterpret_cast<const int32_t*>(device + packed.pages);
+  args->merges = reinterpret_cast<const MergeGroup*>(device + packed.merges);
+  args->num_merges = static_cast<int32_t>(plan.merges.size());
+  args->max_tile_rows = plan.max_tile_rows;
+  args->k_scale = packed.has_scales ? reinterpret_cast<const float*>(device + packed.k_scale) : nullptr;
+  args->v_scale = packed.has_scales ? reinterpret_cast<const float*>(device + packed.v_scale) : nullptr;
+  args->partials = reinterpret_cast<float*>(device + packed.partials);
+  args->partial_stride = plan.partial_stride();
+}
+
+}  // namespace rpa::cuda

@@ -1,0 +1,73 @@
+// Template dispatch and launch geometry of the kernels (launch.h).
+#include "cuda/decode.cuh"
+#include "cuda/launch.h"
+#include "cuda/merge.cuh"
+#include "cuda/prefill.cuh"
+
+namespace rpa::cuda {
+namespace {
+
+// Calls fn(KV{}) with a value of the cache's element type.
+template <typename Fn>
+cudaError_t with_kv_type(DType kv, const Fn& fn) {
+  switch (kv) {
+    case DType::kBF16:
+      return fn(__nv_bfloat16{});
+    case DType::kF16:
+      return fn(__half{});
+    case DType::kF8E4M3:
+      return fn(__nv_fp8_e4m3{});
+    default:
+      return fn(float{});
+  }
+}
+
+// Lanes per key: 8 elements each, the fewest power-of-two lanes that cover
+// head_dim (80 and 96 leave some idle).
+template <typename KV, int L>
+cudaError_t decode_with_lanes(const KernelArgs& a, cudaStream_t stream) {
+  // Heads per CTA: one register block of q and o per head.
+  const int gm = a.heads_per_kv == 1 ? 1 : a.heads_per_kv <= 4 ? 4 : 8;
+  const dim3 grid(a.num_decode_chains, (a.heads_per_kv + gm - 1) / gm);
+  const dim3 block(kDecodeWarps * 32);
+  if (gm == 1) {
+    decode_kernel<KV, L, 1><<<grid, block, 0, stream>>>(a);
+  } else if (gm == 4) {
+    decode_kernel<KV, L, 4><<<grid, block, 0, stream>>>(a);
+  } else {
+    decode_kernel<KV, L, 8><<<grid, block, 0, stream>>>(a);
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_decode(const KernelArgs& a, cudaStream_t stream) {
+  return with_kv_type(a.kv_dtype, [&](auto kv) {
+    using KV = decltype(kv);
+    if (a.head_dim <= 64) return decode_with_lanes<KV, 8>(a, stream);
+    if (a.head_dim <= 128) return decode_with_lanes<KV, 16>(a, stream);
+    return decode_with_lanes<KV, 32>(a, stream);
+  });
+}
+
+cudaError_t launch_prefill(const KernelArgs& a, cudaStream_t stream) {
+  return with_kv_type(a.kv_dtype, [&](auto kv) {
+    using KV = decltype(kv);
+    const int bytes = prefill_smem_floats(a.head_dim) * static_cast<int>(sizeof(float));
+    const cudaError_t set = cudaFuncSetAttribute(
+        prefill_kernel<KV>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    if (set != cudaSuccess) return set;
+    const int packed_rows = a.max_tile_rows * a.heads_per_kv;
+    const dim3 grid(a.num_prefill_chains, (packed_rows + kPrefillRows - 1) / kPrefillRows);
+    prefill_kernel<KV><<<grid, kPrefillThreads, bytes, stream>>>(a);
+    return cudaGetLastError();
+  });
+}
+
+cudaError_t launch_merge(const KernelArgs& a, cudaStream_t stream) {
+  merge_kernel<<<a.num_merges, kMergeThreads, 0, stream>>>(a);
+  return cudaGetLastError();
+}
+
+}  // namespace rpa::cuda

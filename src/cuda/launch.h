@@ -1,0 +1,16 @@
+// The kernel launches of one call, in stream order: decode chains, prefill
+// chains, then the merge of split partials (which reads what both wrote).
+// Each picks its template instance from the call's dtypes and sizes.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include "cuda/kernel_args.h"
+
+namespace rpa::cuda {
+
+cudaError_t launch_decode(const KernelArgs& args, cudaStream_t stream);
+cudaError_t launch_prefill(const KernelArgs& args, cudaStream_t stream);
+cudaError_t launch_merge(const KernelArgs& args, cudaStream_t stream);
+
+}  // namespace rpa::cuda

@@ -1,0 +1,159 @@
+// The prefill kernel: one CTA per prefill chain (Q tile, kv head, split) and
+// block of 64 packed rows (row x heads_per_kv): every packed row of a tile
+// shares each K/V block that the CTA stages in shared memory as f32.
+//
+// Thread t serves packed row i = (warp % 2) * 32 + lane and quarter
+// part = warp / 2: the scores of keys [8 part, 8 part + 8) of each 32-key block
+// and the output dims [part * D/4, (part + 1) * D/4). Rows are padded to
+// D + 1 floats so the 32 rows of a warp fall in 32 banks; K and V rows are
+// read by a warp at one address (a broadcast). Masks (causal diagonal, window
+// edge, the block's tail) are one comparison per score.
+//
+// SIMT f32 arithmetic for every dtype: the tensor-core version is the next
+// step (issue 9), measured against this one on the GPU.
+#pragma once
+
+#include "cuda/common.cuh"
+
+namespace rpa::cuda {
+
+inline constexpr int kPrefillThreads = 256;
+inline constexpr int kPrefillRows = 64;  // packed rows per CTA
+inline constexpr int kPrefillKeys = 32;  // keys per staged K/V block
+inline constexpr int kScoreStride = kPrefillKeys + 1;
+
+// Dynamic shared memory of one CTA, in floats, for head_dim `dim`.
+__host__ __device__ constexpr int prefill_smem_floats(int dim) {
+  return 2 * kPrefillRows * (dim + 1)        // Q, O
+         + 2 * kPrefillKeys * dim            // K, V
+         + 2 * kPrefillRows * kScoreStride;  // scores, probabilities
+}
+
+template <typename KV>
+__global__ void __launch_bounds__(kPrefillThreads) prefill_kernel(const KernelArgs a) {
+  extern __shared__ float smem[];
+  const int dim = a.head_dim;
+  const int row_stride = dim + 1;
+  float* q_s = smem;
+  float* o_s = q_s + kPrefillRows * row_stride;
+  float* k_s = o_s + kPrefillRows * row_stride;
+  float* v_s = k_s + kPrefillKeys * dim;
+  float* s_s = v_s + kPrefillKeys * dim;
+  float* p_s = s_s + kPrefillRows * kScoreStride;
+
+  const int first = a.prefill_chains[blockIdx.x];
+  const int end = a.prefill_chains[blockIdx.x + 1];
+  const WorkItem head_item = a.prefill_items[first];
+  const int heads = a.heads_per_kv;
+  const int packed_rows = head_item.q_rows * heads;
+  const int row0 = blockIdx.y * kPrefillRows;
+  if (row0 >= packed_rows) return;  // the whole CTA: this tile has fewer rows
+  const int h = head_item.kv_head;
+
+  const int warp = threadIdx.x / 32;
+  const int i = (warp % 2) * 32 + threadIdx.x % 32;
+  const int part = warp / 2;
+  const int packed = row0 + i;
+  const bool row_live = packed < packed_rows;
+  const int r = packed / heads;
+  const int g = packed % heads;
+  const int pos = head_item.q_pos + r;
+  const int quarter = dim / 4;
+  const int d_begin = part * quarter;
+
+  const float q_factor = a.scale * (a.k_scale != nullptr ? a.k_scale[h] : 1.0f);
+  for (int x = threadIdx.x; x < kPrefillRows * dim; x += blockDim.x) {
+    const int ii = x / dim, d = x % dim;
+    const int pr = row0 + ii;
+    q_s[ii * row_stride + d] =
+        pr < packed_rows ? load_q(a, head_item.q_row + pr / heads, h, pr % heads, d) * q_factor : 0.0f;
+  }
+  for (int j = 0; j < quarter; ++j) o_s[i * row_stride + d_begin + j] = 0.0f;
+  float m = neg_inf(), l = 0.0f;
+  __syncthreads();
+
+  const int chunks_per_row = dim / 8;
+  for (int it = first; it < end; ++it) {
+    const WorkItem item = a.prefill_items[it];
+    for (int kb = item.kv_begin; kb < item.kv_end; kb += kPrefillKeys) {
+      const int n = min(kPrefillKeys, item.kv_end - kb);
+
+      // Stage the block's K and V rows as f32; rows past its end are zeros
+      // (never read from the cache: they may hold NaN).
+      for (int c = threadIdx.x; c < kPrefillKeys * chunks_per_row; c += blockDim.x) {
+        const int kk = c / chunks_per_row;
+        const int d0 = (c % chunks_per_row) * 8;
+        float k[8], v[8];
+        if (kk < n) {
+          load8(kv_row<KV>(a.k_cache, a.pages, item, a.page_size, kb + kk, h) + d0, k);
+          load8(kv_row<KV>(a.v_cache, a.pages, item, a.page_size, kb + kk, h) + d0, v);
+        } else {
+#pragma unroll
+          for (int e = 0; e < 8; ++e) k[e] = v[e] = 0.0f;
+        }
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          k_s[kk * dim + d0 + e] = k[e];
+          v_s[kk * dim + d0 + e] = v[e];
+        }
+      }
+      __syncthreads();
+
+      // Scores of this thread's 8 keys, masked to what row i sees.
+      float s[8];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) s[j] = 0.0f;
+      const float* q_row = q_s + i * row_stride;
+      const float* k_rows = k_s + part * 8 * dim;
+      for (int d = 0; d < dim; ++d) {
+        const float qd = q_row[d];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) s[j] = fmaf(qd, k_rows[j * dim + d], s[j]);
+      }
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const int kk = part * 8 + j;
+        const int key = kb + kk;
+        const bool seen = row_live && kk < n && key <= pos &&
+                          (a.sliding_window == 0 || key > pos - a.sliding_window);
+        s_s[i * kScoreStride + kk] = seen ? soft_cap(s[j], a.logit_soft_cap) : neg_inf();
+      }
+      __syncthreads();
+
+      // The row's online-softmax step; the 4 threads of a row compute it alike.
+      float block_max = neg_inf();
+      for (int kk = 0; kk < kPrefillKeys; ++kk) block_max = fmaxf(block_max, s_s[i * kScoreStride + kk]);
+      const float m_new = fmaxf(m, block_max);
+      const float alpha = rescale_factor(m, m_new);
+      float sum = 0.0f;
+      for (int kk = 0; kk < kPrefillKeys; ++kk) {
+        const float x = s_s[i * kScoreStride + kk];
+        const float p = m_new == neg_inf() ? 0.0f : expf(x - m_new);
+        sum += p;
+        if (kk / 8 == part) p_s[i * kScoreStride + kk] = p;
+      }
+      l = l * alpha + sum;
+      m = m_new;
+      __syncthreads();
+
+      // o = o * alpha + p . V over this thread's dims.
+      for (int j = 0; j < quarter; ++j) {
+        const int d = d_begin + j;
+        float acc = o_s[i * row_stride + d] * alpha;
+        for (int kk = 0; kk < n; ++kk) acc = fmaf(p_s[i * kScoreStride + kk], v_s[kk * dim + d], acc);
+        o_s[i * row_stride + d] = acc;
+      }
+      __syncthreads();
+    }
+  }
+
+  if (!row_live) return;
+  const WorkItem last = a.prefill_items[end - 1];
+  const float v_factor = a.v_scale != nullptr ? a.v_scale[h] : 1.0f;
+  for (int j = 0; j < quarter; ++j) {
+    const int d = d_begin + j;
+    flush_element(a, last, r, g, d, m, l, o_s[i * row_stride + d] * v_factor);
+  }
+}
+
+}  // namespace rpa::cuda

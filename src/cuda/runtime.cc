@@ -1,0 +1,207 @@
+// The host side of the cuda backend: device checks, placement, the plan
+// upload and the launches of one call.
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "core/message.h"
+#include "cuda/cuda.h"
+#include "cuda/cuda_error.h"
+#include "cuda/device_plan.h"
+#include "cuda/launch.h"
+
+namespace rpa {
+namespace {
+
+using cuda::KernelArgs;
+
+enum class Where { kHost, kDevice, kManaged, kUnknown };
+
+Where where_is(const void* data) {
+  cudaPointerAttributes attributes{};
+  if (cudaPointerGetAttributes(&attributes, data) != cudaSuccess) {
+    cudaGetLastError();  // not sticky, but leave no error behind for the next call
+    return Where::kUnknown;
+  }
+  switch (attributes.type) {
+    case cudaMemoryTypeDevice:
+      return Where::kDevice;
+    case cudaMemoryTypeManaged:
+      return Where::kManaged;
+    default:
+      return Where::kHost;
+  }
+}
+
+const char* where_name(Where w) {
+  switch (w) {
+    case Where::kHost:
+      return "host memory";
+    case Where::kDevice:
+      return "device memory";
+    case Where::kManaged:
+      return "managed memory";
+    default:
+      return "memory the CUDA runtime does not know";
+  }
+}
+
+Status expect_device(const TensorView& v, const char* name) {
+  if (!v.present() || v.data == nullptr) return Status::Ok();
+  const Where w = where_is(v.data);
+  if (w == Where::kDevice || w == Where::kManaged) return Status::Ok();
+  return Status::Invalid(cat(name, ".data is in ", where_name(w), "; the cuda backend reads and writes ",
+                             name, " in device memory (cudaMalloc'ed or managed)"));
+}
+
+Status expect_host(const TensorView& v, const char* name) {
+  if (!v.present() || v.data == nullptr) return Status::Ok();
+  const Where w = where_is(v.data);
+  if (w != Where::kDevice) return Status::Ok();
+  return Status::Invalid(cat(name, ".data is in device memory; the cuda backend validates and plans ",
+                             "from host memory: pass a host copy of ", name));
+}
+
+// The kernels read K/V rows with vector loads of 8 elements (16 bytes, 8 for
+// fp8): every row of the caches must start on such a boundary.
+Status check_row_alignment(const TensorView& v, const char* name) {
+  const int64_t bytes = 8 * dtype_size(v.dtype);
+  if (reinterpret_cast<uintptr_t>(v.data) % bytes != 0) {
+    return Status::Unsupported(cat("cuda backend: ", name, ".data must be ", bytes,
+                                   "-byte aligned for its vector loads"));
+  }
+  for (int d = 0; d < 3; ++d) {
+    if ((v.strides[d] * dtype_size(v.dtype)) % bytes != 0) {
+      return Status::Unsupported(cat("cuda backend: ", name, ".strides[", d, "] = ", v.strides[d],
+                                     " elements is not a multiple of ", bytes,
+                                     " bytes, which its vector loads need"));
+    }
+  }
+  return Status::Ok();
+}
+
+cuda::DeviceStrided3 strided3(const TensorView& v) {
+  cuda::DeviceStrided3 s;
+  s.data = v.data;
+  for (int d = 0; d < 3; ++d) s.s[d] = v.strides[d];
+  return s;
+}
+
+KernelArgs describe_args(const Problem& p, const AttentionInputs& inputs,
+                         const AttentionOutputs& outputs) {
+  KernelArgs a;
+  a.num_kv_heads = static_cast<int32_t>(p.num_kv_heads);
+  a.heads_per_kv = static_cast<int32_t>(p.heads_per_kv);
+  a.head_dim = static_cast<int32_t>(p.head_dim);
+  a.page_size = static_cast<int32_t>(p.page_size);
+  a.q_dtype = p.dtype;
+  a.kv_dtype = p.kv_dtype;
+  a.out_dtype = p.out_dtype;
+  a.scale = p.scale;
+  a.logit_soft_cap = p.logit_soft_cap;
+  a.sliding_window = p.sliding_window;
+  a.q = strided3(inputs.q);
+  a.k_cache = strided3(inputs.k_cache);
+  a.v_cache = strided3(inputs.v_cache);
+  a.out = strided3(outputs.out);
+  if (outputs.lse.present()) {
+    a.lse = outputs.lse.as<float>();
+    for (int d = 0; d < 3; ++d) a.lse_s[d] = outputs.lse.strides[d];
+  }
+  a.sinks = p.sinks;
+  return a;
+}
+
+// Frees the call's device buffer in stream order on every way out.
+struct StreamBuffer {
+  std::byte* data = nullptr;
+  cudaStream_t stream = nullptr;
+  ~StreamBuffer() {
+    if (data != nullptr) cudaFreeAsync(data, stream);
+  }
+};
+
+}  // namespace
+
+Status cuda_device_status() {
+  int count = 0;
+  const cudaError_t error = cudaGetDeviceCount(&count);
+  if (error != cudaSuccess) {
+    cudaGetLastError();
+    return Status::Unsupported(cat("cuda backend: no usable CUDA device (", cudaGetErrorName(error),
+                                   ": ", cudaGetErrorString(error), ")"));
+  }
+  if (count == 0) return Status::Unsupported("cuda backend: no CUDA device found");
+  return Status::Ok();
+}
+
+bool is_device_pointer(const void* data) {
+  if (data == nullptr || !cuda_device_status().ok()) return false;
+  const Where w = where_is(data);
+  return w == Where::kDevice || w == Where::kManaged;
+}
+
+Status check_cuda_placement(const AttentionInputs& inputs, const AttentionOutputs& outputs) {
+  RPA_RETURN_IF_ERROR(cuda_device_status());
+  RPA_RETURN_IF_ERROR(expect_device(inputs.q, "q"));
+  RPA_RETURN_IF_ERROR(expect_device(inputs.k_cache, "k_cache"));
+  RPA_RETURN_IF_ERROR(expect_device(inputs.v_cache, "v_cache"));
+  RPA_RETURN_IF_ERROR(expect_device(inputs.sinks, "sinks"));
+  RPA_RETURN_IF_ERROR(expect_device(outputs.out, "out"));
+  RPA_RETURN_IF_ERROR(expect_device(outputs.lse, "lse"));
+  RPA_RETURN_IF_ERROR(expect_host(inputs.block_table, "block_table"));
+  RPA_RETURN_IF_ERROR(expect_host(inputs.seq_lens, "seq_lens"));
+  RPA_RETURN_IF_ERROR(expect_host(inputs.query_start_len, "query_start_len"));
+  RPA_RETURN_IF_ERROR(expect_host(inputs.k_scale, "k_scale"));
+  return expect_host(inputs.v_scale, "v_scale");
+}
+
+PlanConfig cuda_plan_config(const Problem& problem) {
+  PlanConfig config;
+  // About 64 packed rows per prefill tile: one CTA's Q tile (cuda/prefill.cuh).
+  config.q_tile_rows = static_cast<int32_t>(std::max<int64_t>(1, 64 / problem.heads_per_kv));
+  // 256-key items; 1024-key splits give a 32k-token decode row 32 CTAs per kv
+  // head, while a split's partial costs (head_dim + 2) floats per 1024 keys.
+  config.kv_chunk_tokens = static_cast<int32_t>(std::max<int64_t>(problem.page_size, 256));
+  config.split_tokens = 4 * config.kv_chunk_tokens;
+  return config;
+}
+
+Status run_cuda(const Problem& problem, const Plan& plan, const AttentionInputs& inputs,
+                const AttentionOutputs& outputs, void* stream_handle) {
+  RPA_RETURN_IF_ERROR(cuda_device_status());
+  RPA_RETURN_IF_ERROR(check_row_alignment(inputs.k_cache, "k_cache"));
+  RPA_RETURN_IF_ERROR(check_row_alignment(inputs.v_cache, "v_cache"));
+  if (plan.decode_items.empty() && plan.prefill_items.empty()) return Status::Ok();
+
+  KernelArgs args = describe_args(problem, inputs, outputs);
+  const cuda::PackedPlan packed = cuda::pack_plan(problem, plan);
+  StreamBuffer buffer;
+  buffer.stream = static_cast<cudaStream_t>(stream_handle);
+  RPA_RETURN_IF_CUDA_ERROR(
+      cudaMallocAsync(reinterpret_cast<void**>(&buffer.data), packed.total_bytes, buffer.stream),
+      "allocating the plan and partials buffer");
+  // From pageable memory the copy returns once the image is staged, so the
+  // host image may go when this function returns.
+  RPA_RETURN_IF_CUDA_ERROR(cudaMemcpyAsync(buffer.data, packed.image.data(), packed.image.size(),
+                                           cudaMemcpyHostToDevice, buffer.stream),
+                           "uploading the plan");
+  cuda::bind_plan(packed, plan, buffer.data, &args);
+  if (args.num_decode_chains > 0) {
+    RPA_RETURN_IF_CUDA_ERROR(cuda::launch_decode(args, buffer.stream), "launching the decode kernel");
+  }
+  if (args.num_prefill_chains > 0) {
+    RPA_RETURN_IF_CUDA_ERROR(cuda::launch_prefill(args, buffer.stream), "launching the prefill kernel");
+  }
+  if (args.num_merges > 0) {
+    RPA_RETURN_IF_CUDA_ERROR(cuda::launch_merge(args, buffer.stream), "launching the merge kernel");
+  }
+  if (stream_handle == nullptr) {
+    RPA_RETURN_IF_CUDA_ERROR(cudaStreamSynchronize(buffer.stream), "running the call's kernels");
+  }
+  return Status::Ok();
+}
+
+}  // namespace rpa

@@ -1,0 +1,201 @@
+// The cuda backend against the reference on the generated batches of the CPU
+// suite (random_batches.h): every dtype, fp8 caches, GQA ratio, head_dim and
+// page size, windows, soft cap, sinks and lse, with the cuda planner's sizes
+// and with small ones that force many tiles, chunks and splits; long decode
+// rows; determinism; tensors in the wrong memory; runs on a caller's stream.
+// Without a usable GPU each test is skipped with the reason printed, and the
+// error a caller gets then is itself tested.
+#include <cuda_runtime_api.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/compare.h"
+#include "core/problem.h"
+#include "cuda/cuda.h"
+#include "cuda/staging.h"
+#include "generate/batch.h"
+#include "owned_outputs.h"
+#include "plan/planner.h"
+#include "random_batches.h"
+
+namespace rpa {
+namespace {
+
+#define SKIP_WITHOUT_GPU()                                 \
+  do {                                                     \
+    const Status device = cuda_device_status();            \
+    if (!device.ok()) GTEST_SKIP() << device.message();    \
+  } while (0)
+
+// f32 arithmetic against the reference in double: summation order and expf
+// differ from the CPU's, so f32 gets 1e-5 (DESIGN §5 allows 2e-5); 16-bit
+// outputs add one rounding of the output itself.
+double tolerance(const gen::BatchSpec& spec) {
+  if (spec.out_dtype == DType::kBF16) return 8e-3;
+  if (spec.out_dtype == DType::kF16) return 1e-3;
+  return 1e-5;
+}
+
+void expect_close(const gen::Batch& batch, const Outputs& got, const Outputs& want) {
+  rpa::expect_close(batch, got, want, tolerance(batch.spec), 1e-4f);
+}
+
+// The public entry on device copies of the batch (kCuda, default stream).
+Outputs run_cuda_backend(const gen::Batch& batch) {
+  Outputs o = make_outputs(batch);
+  const Status s = cuda::run_cuda_from_host(batch.inputs(), batch.spec.options, o.views,
+                                            RunConfig{.backend = Backend::kCuda});
+  EXPECT_TRUE(s.ok()) << s.message();
+  return o;
+}
+
+// The backend on a plan built with `config`.
+Outputs run_cuda_plan(const gen::Batch& batch, const PlanConfig& config) {
+  Outputs o = make_outputs(batch);
+  cuda::DeviceCopy copy;
+  Status s = copy.upload(batch.inputs(), o.views);
+  EXPECT_TRUE(s.ok()) << s.message();
+  Problem problem;
+  Plan plan;
+  EXPECT_TRUE(describe(copy.inputs(), batch.spec.options, &copy.outputs(), &problem).ok());
+  EXPECT_TRUE(build_plan(problem, config, &plan).ok());
+  s = run_cuda(problem, plan, copy.inputs(), copy.outputs(), nullptr);
+  EXPECT_TRUE(s.ok()) << s.message();
+  s = copy.download(o.views);
+  EXPECT_TRUE(s.ok()) << s.message();
+  return o;
+}
+
+gen::BatchSpec fp8_spec(uint64_t seed) {
+  gen::BatchSpec spec = random_spec(seed);
+  spec.kv_quant = seed % 2 == 0 ? gen::KvQuant::kFp8PerHead : gen::KvQuant::kFp8PerTensor;
+  spec.num_kv_heads = 1 + static_cast<int32_t>(seed % 3);
+  spec.value_range = 3.0f;
+  return spec;
+}
+
+TEST(Cuda, WithoutADeviceTheCallSaysWhyAndWritesNothing) {
+  if (cuda_device_status().ok()) GTEST_SKIP() << "a CUDA device is present: the device tests run";
+  const gen::Batch batch = gen::generate(random_spec(3));
+  Outputs got = make_outputs(batch);
+  const std::vector<uint8_t> sentinel = got.out;
+  const Status s = attention(batch.inputs(), batch.spec.options, got.views,
+                             RunConfig{.backend = Backend::kCuda});
+  EXPECT_EQ(s.code(), StatusCode::kUnsupported);
+  EXPECT_NE(s.message().find("cuda backend: no"), std::string::npos) << s.message();
+  EXPECT_EQ(got.out, sentinel);
+}
+
+TEST(Cuda, MatchesReferenceWithItsPlannerSizes) {
+  SKIP_WITHOUT_GPU();
+  for (uint64_t seed = 0; seed < 60; ++seed) {
+    const gen::Batch batch = gen::generate(random_spec(seed));
+    expect_close(batch, run_cuda_backend(batch), run_reference_backend(batch));
+  }
+}
+
+TEST(Cuda, MatchesReferenceWithManyTilesChunksAndSplits) {
+  SKIP_WITHOUT_GPU();
+  for (uint64_t seed = 0; seed < 60; ++seed) {
+    const gen::Batch batch = gen::generate(random_spec(seed));
+    expect_close(batch, run_cuda_plan(batch, small_config(batch.spec.page_size, seed)),
+                 run_reference_backend(batch));
+  }
+}
+
+TEST(Cuda, DecodeOnlyWithLongContexts) {
+  SKIP_WITHOUT_GPU();
+  for (uint64_t seed = 0; seed < 12; ++seed) {
+    const gen::Batch batch = gen::generate(decode_only(random_spec(seed), 5000));
+    const Outputs want = run_reference_backend(batch);
+    expect_close(batch, run_cuda_backend(batch), want);
+    expect_close(batch, run_cuda_plan(batch, small_config(batch.spec.page_size, seed)), want);
+  }
+}
+
+TEST(Cuda, Fp8CachesMatchReference) {
+  SKIP_WITHOUT_GPU();
+  for (uint64_t seed = 0; seed < 30; ++seed) {
+    const gen::Batch batch = gen::generate(fp8_spec(seed));
+    expect_close(batch, run_cuda_backend(batch), run_reference_backend(batch));
+    expect_close(batch, run_cuda_plan(batch, small_config(batch.spec.page_size, seed)),
+                 run_reference_backend(batch));
+  }
+}
+
+TEST(Cuda, BitwiseIdenticalRunToRun) {
+  SKIP_WITHOUT_GPU();
+  for (uint64_t seed = 0; seed < 6; ++seed) {
+    const gen::Batch batch = gen::generate(random_spec(seed));
+    EXPECT_EQ(run_cuda_backend(batch).out, run_cuda_backend(batch).out) << "seed " << seed;
+  }
+}
+
+TEST(Cuda, NothingActiveWritesNothing) {
+  SKIP_WITHOUT_GPU();
+  gen::BatchSpec spec;
+  spec.batch_capacity = 4;
+  spec.slots = {{0, 5}, {0, 40}};  // context but no query rows: inactive
+  const gen::Batch batch = gen::generate(spec);
+  const std::vector<uint8_t> sentinel = make_outputs(batch).out;
+  EXPECT_EQ(run_cuda_backend(batch).out, sentinel);
+}
+
+TEST(Cuda, AutoPicksCudaForDeviceTensors) {
+  SKIP_WITHOUT_GPU();
+  const gen::Batch batch = gen::generate(random_spec(8));
+  Outputs got = make_outputs(batch);
+  cuda::DeviceCopy copy;
+  ASSERT_TRUE(copy.upload(batch.inputs(), got.views).ok());
+  EXPECT_TRUE(is_device_pointer(copy.inputs().q.data));
+  EXPECT_FALSE(is_device_pointer(batch.inputs().q.data));
+  const Status s = attention(copy.inputs(), batch.spec.options, copy.outputs(), RunConfig{});
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_TRUE(copy.download(got.views).ok());
+  expect_close(batch, got, run_reference_backend(batch));
+}
+
+TEST(Cuda, RunsOnTheCallersStream) {
+  SKIP_WITHOUT_GPU();
+  const gen::Batch batch = gen::generate(random_spec(12));
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
+  Outputs got = make_outputs(batch);
+  const Status s = cuda::run_cuda_from_host(
+      batch.inputs(), batch.spec.options, got.views,
+      RunConfig{.backend = Backend::kCuda, .cuda_stream = stream});
+  EXPECT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(cudaStreamDestroy(stream), cudaSuccess);
+  expect_close(batch, got, run_reference_backend(batch));
+}
+
+TEST(Cuda, RejectsTensorsInTheWrongMemoryAndWritesNothing) {
+  SKIP_WITHOUT_GPU();
+  const gen::Batch batch = gen::generate(random_spec(5));
+  Outputs got = make_outputs(batch);
+  cuda::DeviceCopy copy;
+  ASSERT_TRUE(copy.upload(batch.inputs(), got.views).ok());
+  const RunConfig config{.backend = Backend::kCuda};
+
+  AttentionInputs host_q = copy.inputs();
+  host_q.q = batch.inputs().q;
+  Status s = attention(host_q, batch.spec.options, copy.outputs(), config);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("q.data is in host memory"), std::string::npos) << s.message();
+
+  AttentionInputs device_lens = copy.inputs();
+  device_lens.seq_lens.data = copy.inputs().q.data;  // any device address
+  s = attention(device_lens, batch.spec.options, copy.outputs(), config);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("seq_lens.data is in device memory"), std::string::npos)
+      << s.message();
+
+  ASSERT_TRUE(copy.download(got.views).ok());
+  EXPECT_EQ(got.out, make_outputs(batch).out);
+}
+
+}  // namespace
+}  // namespace rpa
