@@ -16,6 +16,13 @@ namespace rpa::cuda {
 inline constexpr unsigned kFullMask = 0xffffffffu;
 inline constexpr int kMaxHeadDim = 256;
 
+// The CTA's dynamic shared memory: one declaration serves every kernel, since
+// all extern __shared__ arrays of a translation unit must agree in type.
+__device__ __forceinline__ unsigned char* dynamic_smem() {
+  extern __shared__ __align__(128) unsigned char rpa_dynamic_smem[];
+  return rpa_dynamic_smem;
+}
+
 __device__ __forceinline__ float neg_inf() { return -__int_as_float(0x7f800000); }
 
 // Eight consecutive elements of a K/V row as f32. The row pointer is aligned

@@ -3,6 +3,7 @@
 #include "cuda/launch.h"
 #include "cuda/merge.cuh"
 #include "cuda/prefill.cuh"
+#include "cuda/prefill_mma.cuh"
 
 namespace rpa::cuda {
 namespace {
@@ -40,6 +41,33 @@ cudaError_t decode_with_lanes(const KernelArgs& a, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
+// Launches `kernel` with `bytes` of dynamic shared memory (over 48 KiB needs
+// the opt-in) on a grid of the prefill chains x blocks of `rows` packed rows.
+template <typename Kernel>
+cudaError_t launch_prefill_kernel(Kernel kernel, int threads, int rows, int bytes,
+                                  const KernelArgs& a, cudaStream_t stream) {
+  const cudaError_t set =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  if (set != cudaSuccess) return set;
+  const int packed_rows = a.max_tile_rows * a.heads_per_kv;
+  const dim3 grid(a.num_prefill_chains, (packed_rows + rows - 1) / rows);
+  kernel<<<grid, threads, bytes, stream>>>(a);
+  return cudaGetLastError();
+}
+
+template <typename KV, typename C>
+cudaError_t prefill_with_mma(const KernelArgs& a, cudaStream_t stream) {
+  return launch_prefill_kernel(prefill_mma_kernel<KV, C>, kMmaThreads, kMmaRows,
+                               MmaLayout(a.head_dim).bytes, a, stream);
+}
+
+template <typename KV>
+cudaError_t prefill_simt(const KernelArgs& a, cudaStream_t stream) {
+  return launch_prefill_kernel(prefill_kernel<KV>, kPrefillThreads, kPrefillRows,
+                               prefill_smem_floats(a.head_dim) * static_cast<int>(sizeof(float)),
+                               a, stream);
+}
+
 }  // namespace
 
 cudaError_t launch_decode(const KernelArgs& a, cudaStream_t stream) {
@@ -51,18 +79,23 @@ cudaError_t launch_decode(const KernelArgs& a, cudaStream_t stream) {
   });
 }
 
+int prefill_smem_bytes(const KernelArgs& a) {
+  return a.q_dtype == DType::kF32 ? prefill_smem_floats(a.head_dim) * static_cast<int>(sizeof(float))
+                                  : MmaLayout(a.head_dim).bytes;
+}
+
 cudaError_t launch_prefill(const KernelArgs& a, cudaStream_t stream) {
-  return with_kv_type(a.kv_dtype, [&](auto kv) {
-    using KV = decltype(kv);
-    const int bytes = prefill_smem_floats(a.head_dim) * static_cast<int>(sizeof(float));
-    const cudaError_t set = cudaFuncSetAttribute(
-        prefill_kernel<KV>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-    if (set != cudaSuccess) return set;
-    const int packed_rows = a.max_tile_rows * a.heads_per_kv;
-    const dim3 grid(a.num_prefill_chains, (packed_rows + kPrefillRows - 1) / kPrefillRows);
-    prefill_kernel<KV><<<grid, kPrefillThreads, bytes, stream>>>(a);
-    return cudaGetLastError();
-  });
+  const bool fp8 = a.kv_dtype == DType::kF8E4M3;
+  switch (a.q_dtype) {
+    case DType::kBF16:
+      return fp8 ? prefill_with_mma<__nv_fp8_e4m3, __nv_bfloat16>(a, stream)
+                 : prefill_with_mma<__nv_bfloat16, __nv_bfloat16>(a, stream);
+    case DType::kF16:
+      return fp8 ? prefill_with_mma<__nv_fp8_e4m3, __half>(a, stream)
+                 : prefill_with_mma<__half, __half>(a, stream);
+    default:  // f32 q keeps f32 arithmetic (DESIGN §5: 2e-5)
+      return fp8 ? prefill_simt<__nv_fp8_e4m3>(a, stream) : prefill_simt<float>(a, stream);
+  }
 }
 
 cudaError_t launch_merge(const KernelArgs& a, cudaStream_t stream) {

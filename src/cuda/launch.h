@@ -9,6 +9,9 @@
 
 namespace rpa::cuda {
 
+// Dynamic shared memory per block of the prefill kernel this call would use.
+int prefill_smem_bytes(const KernelArgs& args);
+
 cudaError_t launch_decode(const KernelArgs& args, cudaStream_t stream);
 cudaError_t launch_prefill(const KernelArgs& args, cudaStream_t stream);
 cudaError_t launch_merge(const KernelArgs& args, cudaStream_t stream);

@@ -9,8 +9,8 @@
 // read by a warp at one address (a broadcast). Masks (causal diagonal, window
 // edge, the block's tail) are one comparison per score.
 //
-// SIMT f32 arithmetic for every dtype: the tensor-core version is the next
-// step (issue 9), measured against this one on the GPU.
+// f32 arithmetic throughout: the path for f32 q (with f32 or fp8 caches),
+// which DESIGN §5 holds to 2e-5; bf16 and f16 q take prefill_mma.cuh.
 #pragma once
 
 #include "cuda/common.cuh"
@@ -31,7 +31,7 @@ __host__ __device__ constexpr int prefill_smem_floats(int dim) {
 
 template <typename KV>
 __global__ void __launch_bounds__(kPrefillThreads) prefill_kernel(const KernelArgs a) {
-  extern __shared__ float smem[];
+  float* smem = reinterpret_cast<float*>(dynamic_smem());
   const int dim = a.head_dim;
   const int row_stride = dim + 1;
   float* q_s = smem;

@@ -64,16 +64,17 @@ Status expect_host(const TensorView& v, const char* name) {
                              "from host memory: pass a host copy of ", name));
 }
 
-// The kernels read K/V rows with vector loads of 8 elements (16 bytes, 8 for
-// fp8): every row of the caches must start on such a boundary.
+// The kernels read K/V rows with 16-byte vector loads (8 bytes for fp8):
+// every row of the caches must start on such a boundary. Strides of extent-1
+// dimensions are never stepped, so they do not matter.
 Status check_row_alignment(const TensorView& v, const char* name) {
-  const int64_t bytes = 8 * dtype_size(v.dtype);
+  const int64_t bytes = v.dtype == DType::kF8E4M3 ? 8 : 16;
   if (reinterpret_cast<uintptr_t>(v.data) % bytes != 0) {
     return Status::Unsupported(cat("cuda backend: ", name, ".data must be ", bytes,
                                    "-byte aligned for its vector loads"));
   }
   for (int d = 0; d < 3; ++d) {
-    if ((v.strides[d] * dtype_size(v.dtype)) % bytes != 0) {
+    if (v.shape[d] > 1 && (v.strides[d] * dtype_size(v.dtype)) % bytes != 0) {
       return Status::Unsupported(cat("cuda backend: ", name, ".strides[", d, "] = ", v.strides[d],
                                      " elements is not a multiple of ", bytes,
                                      " bytes, which its vector loads need"));
@@ -177,6 +178,22 @@ Status run_cuda(const Problem& problem, const Plan& plan, const AttentionInputs&
   if (plan.decode_items.empty() && plan.prefill_items.empty()) return Status::Ok();
 
   KernelArgs args = describe_args(problem, inputs, outputs);
+  // Everything that can refuse the call is asked before the first launch, so
+  // an error leaves out untouched (DESIGN §3).
+  if (!plan.prefill_items.empty()) {
+    int device = 0, optin = 0;
+    RPA_RETURN_IF_CUDA_ERROR(cudaGetDevice(&device), "asking for the current device");
+    RPA_RETURN_IF_CUDA_ERROR(
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+        "asking for the shared memory per block");
+    const int needed = cuda::prefill_smem_bytes(args);
+    if (needed > optin) {
+      return Status::Unsupported(cat("cuda backend: prefill at head_dim ", problem.head_dim,
+                                     " needs ", needed, " bytes of shared memory per block; this GPU offers ",
+                                     optin));
+    }
+  }
+  cudaGetLastError();  // an earlier, unrelated failure must not be reported as ours
   const cuda::PackedPlan packed = cuda::pack_plan(problem, plan);
   StreamBuffer buffer;
   buffer.stream = static_cast<cudaStream_t>(stream_handle);
