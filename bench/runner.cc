@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "baselines/baselines.h"
+#include "bench/output_diff.h"
 #include "bench/parts.h"
 
 namespace rpa::bench {
@@ -141,24 +142,6 @@ Status time_capacity_masked(Case& c, const Workload& work, const BenchConfig& co
   return time_series(
       [&] { return baselines::capacity_masked(inputs, options, outputs, baseline, timed); },
       config.policy, timing);
-}
-
-// The values of a batch's output in its live rows, which come first.
-int64_t live_elements(const gen::Batch& batch) {
-  const gen::BatchSpec& spec = batch.spec;
-  return batch.live_rows() * spec.num_kv_heads * spec.heads_per_kv * spec.head_dim;
-}
-
-// max |a − b| / max |b| over the first `elements` values of two outputs.
-double relative_difference(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b,
-                           DType dtype, int64_t elements) {
-  double diff = 0.0, scale = 0.0;
-  for (int64_t i = 0; i < elements; ++i) {
-    const double x = load_as_f32(a.data(), dtype, i), y = load_as_f32(b.data(), dtype, i);
-    diff = std::max(diff, std::fabs(x - y));
-    scale = std::max(scale, std::fabs(y));
-  }
-  return scale > 0.0 ? diff / scale : diff;
 }
 
 // Times both baselines on a case whose rpa output is already written, and

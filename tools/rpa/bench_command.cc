@@ -1,12 +1,17 @@
 // `rpa bench`: times the scenarios against the machine's measured limits and
-// against the built-in baselines, all in this one process (docs/benchmarks.md).
+// against the built-in baselines, all in this one process (docs/benchmarks.md);
+// with --backend cuda, on the GPU against the GPU's measured limits.
 #include <omp.h>
 
 #include <cstdio>
+#include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "bench/cuda_report.h"
+#include "bench/cuda_runner.h"
 #include "bench/machine.h"
 #include "bench/plot.h"
 #include "bench/report.h"
@@ -21,6 +26,7 @@ namespace {
 struct BenchFlags {
   std::vector<std::string> scenarios;  // empty = all
   bool json = false;
+  std::string json_file;  // also write the JSON object here ("" = don't)
   bool list = false;
   int repeat = 5;
   int threads = 0;
@@ -43,6 +49,62 @@ int fail(const std::string& message) {
   return 1;
 }
 
+// Prints the report (JSON or table) and writes --json-file; false when the
+// file cannot be written.
+template <typename Report>
+bool emit(const BenchFlags& flags, const Report& report) {
+  const nlohmann::json j = bench::to_json(report);
+  if (flags.json) {
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    bench::print_table(report, stdout);
+  }
+  if (flags.json_file.empty()) return true;
+  std::ofstream file(flags.json_file);
+  file << j.dump(2) << "\n";
+  return static_cast<bool>(file);
+}
+
+// The scenarios named on the command line (all when none is), with the variant flags.
+std::vector<bench::Scenario> selected_scenarios(const BenchFlags& flags) {
+  std::vector<bench::Scenario> scenarios;
+  for (const std::string& name : flags.scenarios) scenarios.push_back(*bench::find_scenario(name));
+  if (scenarios.empty()) scenarios = bench::all_scenarios();
+  for (bench::Scenario& scenario : scenarios) {
+    apply_variant(flags.variant, scenario.spec);
+    if (scenario.at_1x) apply_variant(flags.variant, *scenario.at_1x);
+  }
+  return scenarios;
+}
+
+// --backend cuda: rpa timed on the GPU against the GPU's limits, without the
+// CPU baselines (bench/cuda_runner.h). Exits 1 when a scenario failed, after
+// reporting the others.
+int run_cuda_bench(const BenchFlags& flags, int threads) {
+  if (!flags.plot.empty()) {
+    return fail("--plot draws the CPU sweeps; it does not run with --backend cuda");
+  }
+  // Checked before anything else runs, so that a machine without a GPU gets
+  // the reason at once.
+  if (Status s = bench::cuda_bench_available(); !s.ok()) return fail(s.message());
+  bench::CudaBenchConfig config;
+  config.threads = threads;
+  config.policy.repeat = flags.repeat;
+  config.policy.budget_s = flags.budget_s;
+  bench::Progress progress(true);
+  bench::CudaReport report;
+  if (Status s = bench::run_cuda_bench(selected_scenarios(flags), config, progress, &report);
+      !s.ok()) {
+    return fail(s.message());
+  }
+  if (!emit(flags, report)) return fail("cannot write " + flags.json_file);
+  int exit_code = 0;
+  for (const bench::CudaScenarioResult& s : report.scenarios) {
+    if (!s.error.empty()) exit_code = fail(s.name + ": " + s.error);
+  }
+  return exit_code;
+}
+
 int run_bench(const BenchFlags& flags) {
   if (flags.list) {
     for (const bench::Scenario& s : bench::all_scenarios()) {
@@ -54,16 +116,10 @@ int run_bench(const BenchFlags& flags) {
   if (!parse_backend(flags.backend, &config.backend))
     return fail("unknown backend '" + flags.backend + "'");
   config.threads = flags.threads > 0 ? flags.threads : omp_get_max_threads();
+  if (config.backend == Backend::kCuda) return run_cuda_bench(flags, config.threads);
   config.policy.repeat = flags.repeat;
   config.policy.budget_s = flags.budget_s;
-
-  std::vector<bench::Scenario> scenarios;
-  for (const std::string& name : flags.scenarios) scenarios.push_back(*bench::find_scenario(name));
-  if (scenarios.empty()) scenarios = bench::all_scenarios();
-  for (bench::Scenario& scenario : scenarios) {
-    apply_variant(flags.variant, scenario.spec);
-    if (scenario.at_1x) apply_variant(flags.variant, *scenario.at_1x);
-  }
+  const std::vector<bench::Scenario> scenarios = selected_scenarios(flags);
 
   bench::Progress progress(true);
   bench::Report report;
@@ -85,12 +141,8 @@ int run_bench(const BenchFlags& flags) {
     }
     if (Status s = bench::plot_report(report, flags.plot); !s.ok()) return fail(s.message());
   }
-  if (flags.json) {
-    std::printf("%s\n", bench::to_json(report).dump(2).c_str());
-  } else {
-    bench::print_table(report, stdout);
-    if (!flags.plot.empty()) std::printf("\nplot: %s\n", flags.plot.c_str());
-  }
+  if (!emit(flags, report)) return fail("cannot write " + flags.json_file);
+  if (!flags.json && !flags.plot.empty()) std::printf("\nplot: %s\n", flags.plot.c_str());
   return 0;
 }
 
@@ -106,6 +158,9 @@ void add_bench_command(CLI::App& app, int& exit_code) {
                   "scenarios to run (default: all; --list names them)")
       ->check(CLI::IsMember(names));
   cmd->add_flag("--json", flags->json, "print one JSON object instead of the table");
+  cmd->add_option("--json-file", flags->json_file,
+                  "also write the JSON object to FILE (with the table or --json)")
+      ->type_name("FILE");
   cmd->add_flag("--list", flags->list, "list the scenarios and exit");
   cmd->add_option("--repeat", flags->repeat, "timed runs per series, at most (default 5)")
       ->check(CLI::PositiveNumber);

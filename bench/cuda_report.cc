@@ -1,0 +1,158 @@
+#include "bench/cuda_report.h"
+
+#include <string>
+
+namespace rpa::bench {
+namespace {
+
+using nlohmann::json;
+
+double ms(double seconds) { return seconds * 1e3; }
+
+json gpu_json(const GpuLimits& gpu) {
+  return {
+      {"device", gpu.device},
+      {"sm_count", gpu.sm_count},
+      {"copy_gbps", gpu.copy_gbps},
+      {"copy_bytes", gpu.copy_bytes},
+      {"gemm_tflops", gpu.gemm_tflops},
+      {"gemm_size", gpu.gemm_size},
+      {"balance_flops_per_byte", gpu.balance()},
+  };
+}
+
+json scenario_json(const CudaScenarioResult& s, const GpuLimits& gpu) {
+  json j = {
+      {"name", s.name},    {"summary", s.summary},
+      {"backend", "cuda"}, {"dtype", std::string(dtype_name(s.dtype))},
+      {"error", nullptr},
+  };
+  if (!s.error.empty()) {
+    j["error"] = s.error;
+    return j;
+  }
+  const CudaMeasured& m = s.main;
+  const GpuRates r = gpu_rates(m.work, m.queued.median(), gpu);
+  j.update({
+      {"time_ms", ms(m.queued.median())},
+      {"time_min_ms", ms(m.queued.min())},
+      {"time_max_ms", ms(m.queued.max())},
+      {"samples", m.queued.samples()},
+      {"queued_calls", m.calls},
+      {"single_call_ms", ms(m.single.median())},
+      {"single_call_min_ms", ms(m.single.min())},
+      {"single_call_max_ms", ms(m.single.max())},
+      {"single_call_samples", m.single.samples()},
+      {"useful_bytes", m.work.useful_bytes},
+      {"flops", m.work.flops},
+      {"gbps", r.gbps},
+      {"tflops", r.tflops},
+      {"fraction_of_bandwidth", r.fraction_of_bandwidth},
+      {"fraction_of_peak", r.fraction_of_peak},
+      {"bound", r.bound},
+      {"fraction_of_bound", r.fraction_of_bound},
+      {"rel_diff_vs_cpu", m.rel_diff_vs_cpu},
+      {"capacity_multiplier", nullptr},
+      {"capacity_invariance", nullptr},
+      {"time_1x_ms", nullptr},
+      {"rel_diff_vs_cpu_1x", nullptr},
+      {"mixed_ratio", nullptr},
+      {"decode_part_ms", nullptr},
+      {"decode_part_samples", nullptr},
+      {"prefill_part_ms", nullptr},
+      {"prefill_part_samples", nullptr},
+      {"parts_rel_diff_vs_whole", nullptr},
+      {"batch", to_json(m.shape)},
+  });
+  if (s.at_1x) {
+    const CudaMeasured& one = *s.at_1x;
+    j["capacity_multiplier"] = s.capacity_multiplier;
+    j["capacity_invariance"] = m.queued.median() / one.queued.median();
+    j["time_1x_ms"] = ms(one.queued.median());
+    j["rel_diff_vs_cpu_1x"] = one.rel_diff_vs_cpu;
+  }
+  if (s.parts) {
+    const PartTimes& p = *s.parts;
+    j["mixed_ratio"] = p.mixed_ratio(m.queued);
+    j["decode_part_ms"] = ms(p.decode.median());
+    j["decode_part_samples"] = p.decode.samples();
+    j["prefill_part_ms"] = ms(p.prefill.median());
+    j["prefill_part_samples"] = p.prefill.samples();
+    j["parts_rel_diff_vs_whole"] = p.rel_diff_vs_whole;
+  }
+  return j;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const CudaReport& report) {
+  json scenarios = json::array();
+  for (const CudaScenarioResult& s : report.scenarios) {
+    scenarios.push_back(scenario_json(s, report.gpu));
+  }
+  return {{"gpu", gpu_json(report.gpu)}, {"repeat", report.repeat}, {"scenarios", scenarios}};
+}
+
+void print_table(const CudaReport& report, std::FILE* out) {
+  const GpuLimits& g = report.gpu;
+  std::fprintf(out,
+               "gpu: %s, %d SMs | copy %.0f GB/s (%.0f MiB device to device, read + write) | "
+               "bf16 GEMM %d^3 %.0f TFLOP/s (cuBLAS, f32 accumulation) | balance %.0f flop/B\n",
+               g.device.c_str(), g.sm_count, g.copy_gbps, g.copy_bytes / (1 << 20), g.gemm_size,
+               g.gemm_tflops, g.balance());
+  std::fprintf(out,
+               "backend: cuda; time = per call, median of up to %d samples of `calls` calls "
+               "queued on one stream (min-max); 1 call = one call on the default stream, "
+               "waited for\n\n",
+               report.repeat);
+  std::fprintf(out, "%-16s %26s %6s %10s %8s %5s %8s %6s %11s %11s %12s %8s\n", "scenario",
+               "time ms (min-max)", "calls", "1 call ms", "GB/s", "%bw", "TFLOP/s", "%peak",
+               "%bound", "cap 64x/1x", "mixed/parts", "check");
+  for (const CudaScenarioResult& s : report.scenarios) {
+    if (!s.error.empty()) {
+      std::fprintf(out, "%-16s failed: %s\n", s.name.c_str(), s.error.c_str());
+      continue;
+    }
+    const CudaMeasured& m = s.main;
+    const GpuRates r = gpu_rates(m.work, m.queued.median(), g);
+    char time[64];
+    std::snprintf(time, sizeof time, "%.3f (%.3f-%.3f)", ms(m.queued.median()), ms(m.queued.min()),
+                  ms(m.queued.max()));
+    char bound[32];
+    std::snprintf(bound, sizeof bound, "%.0f%% %s", 100 * r.fraction_of_bound, r.bound.c_str());
+    char invariance[32] = "-";
+    if (s.at_1x) {
+      std::snprintf(invariance, sizeof invariance, "%.2f",
+                    m.queued.median() / s.at_1x->queued.median());
+    }
+    char mixed[32] = "-";
+    if (s.parts) std::snprintf(mixed, sizeof mixed, "%.2f", s.parts->mixed_ratio(m.queued));
+    std::fprintf(out, "%-16s %26s %6d %10.3f %8.0f %4.0f%% %8.1f %5.1f%% %11s %11s %12s %8.1e\n",
+                 s.name.c_str(), time, m.calls, ms(m.single.median()), r.gbps,
+                 100 * r.fraction_of_bandwidth, r.tflops, 100 * r.fraction_of_peak, bound,
+                 invariance, mixed, m.rel_diff_vs_cpu);
+  }
+  std::fprintf(out,
+               "\ncheck = max|cuda - cpu| / max|cpu| over the live rows (the cpu backend on the "
+               "same batch); no CPU baselines run with --backend cuda: compare with torch by "
+               "scripts/compare_torch_sdpa.py\n");
+  for (const CudaScenarioResult& s : report.scenarios) {
+    if (!s.error.empty()) continue;
+    if (s.at_1x) {
+      std::fprintf(out, "%-16s at 1x: %.3f ms per call [%d samples of %d], check %.1e\n",
+                   s.name.c_str(), ms(s.at_1x->queued.median()), s.at_1x->queued.samples(),
+                   s.at_1x->calls, s.at_1x->rel_diff_vs_cpu);
+    }
+    if (s.parts) {
+      const PartTimes& p = *s.parts;
+      std::fprintf(out,
+                   "%-16s parts alone: decode %.3f [%d] + prefill %.3f [%d] = %.3f ms per call, "
+                   "check vs whole %.1e\n",
+                   s.name.c_str(), ms(p.decode.median()), p.decode.samples(),
+                   ms(p.prefill.median()), p.prefill.samples(),
+                   ms(p.decode.median() + p.prefill.median()), p.rel_diff_vs_whole);
+    }
+  }
+}
+
+}  // namespace rpa::bench
