@@ -72,14 +72,6 @@ Outputs run_cuda_plan(const gen::Batch& batch, const PlanConfig& config) {
   return o;
 }
 
-gen::BatchSpec fp8_spec(uint64_t seed) {
-  gen::BatchSpec spec = random_spec(seed);
-  spec.kv_quant = seed % 2 == 0 ? gen::KvQuant::kFp8PerHead : gen::KvQuant::kFp8PerTensor;
-  spec.num_kv_heads = 1 + static_cast<int32_t>(seed % 3);
-  spec.value_range = 3.0f;
-  return spec;
-}
-
 // The random spec with the head counts and page sizes the CPU suite leaves
 // out: heads_per_kv that are not a register block of the decode kernel (2, 3,
 // 6) or exceed one (16: a second CTA row), and page sizes 8 and 128.
@@ -194,34 +186,11 @@ TEST(Cuda, SequenceAloneBitwiseEqualsSequenceInBatch) {
   spec.sinks = true;
   const gen::Batch batch = gen::generate(spec);
   const Outputs in_batch = run_cuda_backend(batch);
-  const int64_t row_elems = int64_t{spec.num_kv_heads} * spec.heads_per_kv * spec.head_dim;
-  const int64_t q_row_bytes = row_elems * dtype_size(spec.dtype);
-  const int64_t out_row_bytes = row_elems * dtype_size(spec.out_dtype);
   for (int32_t s : spec.slot_positions) {
-    const int64_t q_start = batch.query_start_len[s];
-    const int64_t q_len = batch.query_start_len[s + 1] - q_start;
-    if (q_len == 0) continue;
-    AttentionInputs in = batch.inputs();
-    std::vector<uint8_t> q(batch.q.begin() + q_start * q_row_bytes,
-                           batch.q.begin() + (q_start + q_len) * q_row_bytes);
-    std::vector<int32_t> table(batch.block_table.begin() + int64_t{s} * batch.max_pages_per_seq,
-                               batch.block_table.begin() + int64_t{s + 1} * batch.max_pages_per_seq);
-    std::vector<int32_t> seq_lens = {batch.seq_lens[s]};
-    std::vector<int32_t> query_start_len = {0, static_cast<int32_t>(q_len)};
-    in.q = TensorView::contiguous(q.data(), spec.dtype,
-                                  {q_len, spec.num_kv_heads, spec.heads_per_kv, spec.head_dim});
-    in.block_table = TensorView::contiguous(table.data(), DType::kI32, {1, batch.max_pages_per_seq});
-    in.seq_lens = TensorView::contiguous(seq_lens.data(), DType::kI32, {1});
-    in.query_start_len = TensorView::contiguous(query_start_len.data(), DType::kI32, {2});
-    std::vector<uint8_t> out(static_cast<size_t>(q_len * out_row_bytes));
-    AttentionOutputs outputs;
-    outputs.out = TensorView::contiguous(out.data(), spec.out_dtype,
-                                         {q_len, spec.num_kv_heads, spec.heads_per_kv, spec.head_dim});
-    const Status status = cuda::run_cuda_from_host(in, spec.options, outputs,
-                                                   RunConfig{.backend = Backend::kCuda});
-    ASSERT_TRUE(status.ok()) << status.message();
-    EXPECT_EQ(std::memcmp(out.data(), in_batch.out.data() + q_start * out_row_bytes, out.size()), 0)
-        << "slot " << s;
+    expect_alone_equals_in_batch(batch, s, in_batch, [&](const AttentionInputs& in,
+                                                         const AttentionOutputs& out) {
+      return cuda::run_cuda_from_host(in, spec.options, out, RunConfig{.backend = Backend::kCuda});
+    });
   }
 }
 

@@ -26,17 +26,6 @@
 namespace rpa {
 namespace {
 
-// The CPU suite's random spec (random_batches.h) with fp8 caches, up to three
-// kv heads (so per-head scales differ across heads) and logits wide enough
-// for the quantization to matter.
-gen::BatchSpec fp8_spec(uint64_t seed) {
-  gen::BatchSpec spec = random_spec(seed);
-  spec.kv_quant = seed % 2 == 0 ? gen::KvQuant::kFp8PerHead : gen::KvQuant::kFp8PerTensor;
-  spec.num_kv_heads = 1 + static_cast<int32_t>(seed % 3);
-  spec.value_range = 3.0f;
-  return spec;
-}
-
 Outputs run(const gen::Batch& batch, Backend backend) {
   Outputs o = make_outputs(batch);
   const Status s = attention(batch.inputs(), batch.spec.options, o.views, {backend, 2});

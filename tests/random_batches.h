@@ -1,5 +1,5 @@
-// The randomized batches and runs shared by the CPU backend tests (cpu_test,
-// fp8_attention_test): one spec per seed over every dtype, GQA ratio,
+// The randomized batches and runs shared by the backend tests (cpu_test,
+// fp8_attention_test, cuda_test): one spec per seed over every dtype, GQA ratio,
 // head_dim, page size and variant, plan sizes small enough to force many
 // tiles, chunks and splits, the runs, and their comparison.
 #pragma once
@@ -10,6 +10,8 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <vector>
 
 #include "core/compare.h"
 #include "core/problem.h"
@@ -77,6 +79,53 @@ inline gen::BatchSpec random_spec(uint64_t seed) {
   if (seed % 4 == 2) spec.options.logit_soft_cap = 5.0f;
   spec.sinks = seed % 5 == 3;
   spec.lse = seed % 2 == 0;
+  return spec;
+}
+
+// Slot s of `batch` run by `run(inputs, outputs)` as a batch of its own, at
+// slot 0 of capacity 1, with the same caches: its out rows must be bitwise
+// those it got inside the batch (DESIGN §5).
+template <typename Run>
+void expect_alone_equals_in_batch(const gen::Batch& batch, int32_t s, const Outputs& in_batch,
+                                  const Run& run) {
+  const int64_t q_start = batch.query_start_len[s];
+  const int64_t q_len = batch.query_start_len[s + 1] - q_start;
+  const int64_t row_elems =
+      int64_t{batch.spec.num_kv_heads} * batch.spec.heads_per_kv * batch.spec.head_dim;
+  const int64_t q_row_bytes = row_elems * dtype_size(batch.spec.dtype);
+  const int64_t out_row_bytes = row_elems * dtype_size(batch.spec.out_dtype);
+  AttentionInputs in = batch.inputs();
+  std::vector<uint8_t> q(batch.q.begin() + q_start * q_row_bytes,
+                         batch.q.begin() + (q_start + q_len) * q_row_bytes);
+  std::vector<int32_t> table(batch.block_table.begin() + int64_t{s} * batch.max_pages_per_seq,
+                             batch.block_table.begin() + int64_t{s + 1} * batch.max_pages_per_seq);
+  std::vector<int32_t> seq_lens = {batch.seq_lens[s]};
+  std::vector<int32_t> query_start_len = {0, static_cast<int32_t>(q_len)};
+  in.q = TensorView::contiguous(
+      q.data(), batch.spec.dtype,
+      {q_len, batch.spec.num_kv_heads, batch.spec.heads_per_kv, batch.spec.head_dim});
+  in.block_table = TensorView::contiguous(table.data(), DType::kI32, {1, batch.max_pages_per_seq});
+  in.seq_lens = TensorView::contiguous(seq_lens.data(), DType::kI32, {1});
+  in.query_start_len = TensorView::contiguous(query_start_len.data(), DType::kI32, {2});
+  std::vector<uint8_t> out(q_len * out_row_bytes);
+  AttentionOutputs outputs;
+  outputs.out = TensorView::contiguous(
+      out.data(), batch.spec.out_dtype,
+      {q_len, batch.spec.num_kv_heads, batch.spec.heads_per_kv, batch.spec.head_dim});
+  const Status status = run(in, outputs);
+  ASSERT_TRUE(status.ok()) << status.message();
+  EXPECT_EQ(std::memcmp(out.data(), in_batch.out.data() + q_start * out_row_bytes, out.size()), 0)
+      << "slot " << s;
+}
+
+// The random spec with fp8 caches (per head or per tensor), up to three kv
+// heads (so per-head scales differ across heads) and logits wide enough for
+// the quantization to matter.
+inline gen::BatchSpec fp8_spec(uint64_t seed) {
+  gen::BatchSpec spec = random_spec(seed);
+  spec.kv_quant = seed % 2 == 0 ? gen::KvQuant::kFp8PerHead : gen::KvQuant::kFp8PerTensor;
+  spec.num_kv_heads = 1 + static_cast<int32_t>(seed % 3);
+  spec.value_range = 3.0f;
   return spec;
 }
 
