@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "bench/report.h"
+
 namespace rpa::bench {
 namespace {
 
@@ -71,15 +73,7 @@ json scenario_json(const CudaScenarioResult& s, const GpuLimits& gpu) {
     j["time_1x_ms"] = ms(one.queued.median());
     j["rel_diff_vs_cpu_1x"] = one.rel_diff_vs_cpu;
   }
-  if (s.parts) {
-    const PartTimes& p = *s.parts;
-    j["mixed_ratio"] = p.mixed_ratio(m.queued);
-    j["decode_part_ms"] = ms(p.decode.median());
-    j["decode_part_samples"] = p.decode.samples();
-    j["prefill_part_ms"] = ms(p.prefill.median());
-    j["prefill_part_samples"] = p.prefill.samples();
-    j["parts_rel_diff_vs_whole"] = p.rel_diff_vs_whole;
-  }
+  if (s.parts) put_parts_json(*s.parts, m.queued, &j);
   return j;
 }
 

@@ -84,19 +84,20 @@ json scenario_json(const ScenarioResult& s, const Report& report) {
     j["capacity_masked_invariance"] = r.masked_seconds / one.masked_seconds();
     j["gather_dense_invariance"] = r.dense_seconds / one.gather_dense.median();
   }
-  if (s.parts) {
-    const PartTimes& p = *s.parts;
-    j["mixed_ratio"] = p.mixed_ratio(m.rpa);
-    j["decode_part_ms"] = ms(p.decode.median());
-    j["decode_part_samples"] = p.decode.samples();
-    j["prefill_part_ms"] = ms(p.prefill.median());
-    j["prefill_part_samples"] = p.prefill.samples();
-    j["parts_rel_diff_vs_whole"] = p.rel_diff_vs_whole;
-  }
+  if (s.parts) put_parts_json(*s.parts, m.rpa, &j);
   return j;
 }
 
 }  // namespace
+
+void put_parts_json(const PartTimes& parts, const Timing& whole, nlohmann::json* j) {
+  (*j)["mixed_ratio"] = parts.mixed_ratio(whole);
+  (*j)["decode_part_ms"] = ms(parts.decode.median());
+  (*j)["decode_part_samples"] = parts.decode.samples();
+  (*j)["prefill_part_ms"] = ms(parts.prefill.median());
+  (*j)["prefill_part_samples"] = parts.prefill.samples();
+  (*j)["parts_rel_diff_vs_whole"] = parts.rel_diff_vs_whole;
+}
 
 nlohmann::json sweep_json(const Report& report) {
   json points = json::array();
