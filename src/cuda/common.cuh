@@ -115,6 +115,84 @@ __device__ __forceinline__ const KV* kv_row(const DeviceStrided3& cache, const i
   return static_cast<const KV*>(cache.data) + page * cache.s[0] + slot * cache.s[1] + h * cache.s[2];
 }
 
+// An f32 value as an element of a staged shared-memory tile: f32 as is,
+// bf16/f16 rounded to nearest even (exact for K/V values, which are bf16,
+// f16 or fp8 already).
+template <typename T>
+__device__ __forceinline__ T stage_value(float x);
+template <>
+__device__ __forceinline__ float stage_value<float>(float x) {
+  return x;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 stage_value<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+template <>
+__device__ __forceinline__ __half stage_value<__half>(float x) {
+  return __float2half_rn(x);
+}
+
+// What q of kv head h is multiplied by: scale, and the fp8 K scale folded in.
+__device__ __forceinline__ float q_factor(const KernelArgs& a, int h) {
+  return a.scale * (a.k_scale != nullptr ? a.k_scale[h] : 1.0f);
+}
+
+// What o of kv head h is multiplied by: the fp8 V scale, folded into o.
+__device__ __forceinline__ float v_factor(const KernelArgs& a, int h) {
+  return a.v_scale != nullptr ? a.v_scale[h] : 1.0f;
+}
+
+// Whether the query row at absolute position `pos` sees key `key`: the
+// causal bound and the sliding window (DESIGN §1).
+__device__ __forceinline__ bool row_sees(const KernelArgs& a, int pos, int key) {
+  return key <= pos && (a.sliding_window == 0 || key > pos - a.sliding_window);
+}
+
+// Stages the packed rows [row0, row0 + rows) (row x heads_per_kv) of a prefill
+// tile's q, times `factor`, into dst (ld elements per row); rows past the
+// tile are zeros. All threads of the CTA take part.
+template <typename T>
+__device__ __forceinline__ void stage_q(const KernelArgs& a, const WorkItem& tile, int row0,
+                                        int rows, float factor, T* dst, int ld) {
+  const int dim = a.head_dim;
+  const int heads = a.heads_per_kv;
+  const int packed_rows = tile.q_rows * heads;
+  for (int x = threadIdx.x; x < rows * dim; x += blockDim.x) {
+    const int ii = x / dim, d = x % dim;
+    const int pr = row0 + ii;
+    dst[ii * ld + d] = stage_value<T>(
+        pr < packed_rows ? load_q(a, tile.q_row + pr / heads, tile.kv_head, pr % heads, d) * factor
+                         : 0.0f);
+  }
+}
+
+// Stages keys [kb, kb + keys) of `item`'s kv head into k_dst and v_dst (ld
+// elements per key row). Rows from n on (past the item's end) are zeros,
+// never read from the cache: they may hold NaN. All threads take part.
+template <typename KV, typename T>
+__device__ __forceinline__ void stage_kv(const KernelArgs& a, const WorkItem& item, int kb, int n,
+                                         int keys, T* k_dst, T* v_dst, int ld) {
+  const int chunks_per_row = a.head_dim / 8;
+  for (int c = threadIdx.x; c < keys * chunks_per_row; c += blockDim.x) {
+    const int kk = c / chunks_per_row;
+    const int d0 = (c % chunks_per_row) * 8;
+    float k[8], v[8];
+    if (kk < n) {
+      load8(kv_row<KV>(a.k_cache, a.pages, item, a.page_size, kb + kk, item.kv_head) + d0, k);
+      load8(kv_row<KV>(a.v_cache, a.pages, item, a.page_size, kb + kk, item.kv_head) + d0, v);
+    } else {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) k[e] = v[e] = 0.0f;
+    }
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      k_dst[kk * ld + d0 + e] = stage_value<T>(k[e]);
+      v_dst[kk * ld + d0 + e] = stage_value<T>(v[e]);
+    }
+  }
+}
+
 // The logit of a dot product whose q was already multiplied by scale.
 __device__ __forceinline__ float soft_cap(float x, float cap) {
   return cap > 0.0f ? cap * tanhf(x / cap) : x;

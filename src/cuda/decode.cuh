@@ -39,13 +39,13 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(const KernelA
   const bool has_dims = d0 < a.head_dim;
 
   // q times scale (and the fp8 K scale), in registers for the whole chain.
-  const float q_factor = a.scale * (a.k_scale != nullptr ? a.k_scale[h] : 1.0f);
+  const float q_scale = q_factor(a, h);
   float q[GM][8];
 #pragma unroll
   for (int g = 0; g < GM; ++g) {
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
-      q[g][e] = (g < heads && has_dims) ? load_q(a, head_item.q_row, h, g0 + g, d0 + e) * q_factor
+      q[g][e] = (g < heads && has_dims) ? load_q(a, head_item.q_row, h, g0 + g, d0 + e) * q_scale
                                         : 0.0f;
     }
   }
@@ -156,7 +156,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(const KernelA
 
   // Merge the warps' states, in warp order, and flush.
   const WorkItem last = a.decode_items[end - 1];
-  const float v_factor = a.v_scale != nullptr ? a.v_scale[h] : 1.0f;
+  const float o_factor = v_factor(a, h);
   for (int i = threadIdx.x; i < heads * a.head_dim; i += blockDim.x) {
     const int g = i / a.head_dim;
     const int d = i % a.head_dim;
@@ -170,7 +170,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(const KernelA
       l_all += s_l[w][g] * f;
       o_all += s_o[w][g][d] * f;
     }
-    flush_element(a, last, 0, g0 + g, d, m_all, l_all, o_all * v_factor);
+    flush_element(a, last, 0, g0 + g, d, m_all, l_all, o_all * o_factor);
   }
 }
 

@@ -61,42 +61,17 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_kernel(const KernelAr
   const int quarter = dim / 4;
   const int d_begin = part * quarter;
 
-  const float q_factor = a.scale * (a.k_scale != nullptr ? a.k_scale[h] : 1.0f);
-  for (int x = threadIdx.x; x < kPrefillRows * dim; x += blockDim.x) {
-    const int ii = x / dim, d = x % dim;
-    const int pr = row0 + ii;
-    q_s[ii * row_stride + d] =
-        pr < packed_rows ? load_q(a, head_item.q_row + pr / heads, h, pr % heads, d) * q_factor : 0.0f;
-  }
+  stage_q(a, head_item, row0, kPrefillRows, q_factor(a, h), q_s, row_stride);
   for (int j = 0; j < quarter; ++j) o_s[i * row_stride + d_begin + j] = 0.0f;
   float m = neg_inf(), l = 0.0f;
   __syncthreads();
 
-  const int chunks_per_row = dim / 8;
   for (int it = first; it < end; ++it) {
     const WorkItem item = a.prefill_items[it];
     for (int kb = item.kv_begin; kb < item.kv_end; kb += kPrefillKeys) {
       const int n = min(kPrefillKeys, item.kv_end - kb);
 
-      // Stage the block's K and V rows as f32; rows past its end are zeros
-      // (never read from the cache: they may hold NaN).
-      for (int c = threadIdx.x; c < kPrefillKeys * chunks_per_row; c += blockDim.x) {
-        const int kk = c / chunks_per_row;
-        const int d0 = (c % chunks_per_row) * 8;
-        float k[8], v[8];
-        if (kk < n) {
-          load8(kv_row<KV>(a.k_cache, a.pages, item, a.page_size, kb + kk, h) + d0, k);
-          load8(kv_row<KV>(a.v_cache, a.pages, item, a.page_size, kb + kk, h) + d0, v);
-        } else {
-#pragma unroll
-          for (int e = 0; e < 8; ++e) k[e] = v[e] = 0.0f;
-        }
-#pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          k_s[kk * dim + d0 + e] = k[e];
-          v_s[kk * dim + d0 + e] = v[e];
-        }
-      }
+      stage_kv<KV>(a, item, kb, n, kPrefillKeys, k_s, v_s, dim);
       __syncthreads();
 
       // Scores of this thread's 8 keys, masked to what row i sees.
@@ -114,8 +89,7 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_kernel(const KernelAr
       for (int j = 0; j < 8; ++j) {
         const int kk = part * 8 + j;
         const int key = kb + kk;
-        const bool seen = row_live && kk < n && key <= pos &&
-                          (a.sliding_window == 0 || key > pos - a.sliding_window);
+        const bool seen = row_live && kk < n && row_sees(a, pos, key);
         s_s[i * kScoreStride + kk] = seen ? soft_cap(s[j], a.logit_soft_cap) : neg_inf();
       }
       __syncthreads();
@@ -149,10 +123,10 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_kernel(const KernelAr
 
   if (!row_live) return;
   const WorkItem last = a.prefill_items[end - 1];
-  const float v_factor = a.v_scale != nullptr ? a.v_scale[h] : 1.0f;
+  const float o_factor = v_factor(a, h);
   for (int j = 0; j < quarter; ++j) {
     const int d = d_begin + j;
-    flush_element(a, last, r, g, d, m, l, o_s[i * row_stride + d] * v_factor);
+    flush_element(a, last, r, g, d, m, l, o_s[i * row_stride + d] * o_factor);
   }
 }
 

@@ -40,27 +40,6 @@ struct MmaLayout {
         bytes(align(o + kMmaRows * ld_o * 4)) {}
 };
 
-template <typename C>
-__device__ __forceinline__ C to_compute(float x);
-template <>
-__device__ __forceinline__ __nv_bfloat16 to_compute<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
-template <>
-__device__ __forceinline__ __half to_compute<__half>(float x) {
-  return __float2half_rn(x);
-}
-
-// Eight elements of a K/V row into 8 consecutive compute elements (exact:
-// a 16-bit cache holds C already, fp8 values all fit).
-template <typename KV, typename C>
-__device__ __forceinline__ void stage8(const KV* src, C* dst) {
-  float x[8];
-  load8(src, x);
-#pragma unroll
-  for (int e = 0; e < 8; ++e) dst[e] = to_compute<C>(x[e]);
-}
-
 template <typename KV, typename C>
 __global__ void __launch_bounds__(kMmaThreads) prefill_mma_kernel(const KernelArgs a) {
   namespace wmma = nvcuda::wmma;
@@ -95,38 +74,18 @@ __global__ void __launch_bounds__(kMmaThreads) prefill_mma_kernel(const KernelAr
   const int pos = head_item.q_pos + r;
   const int d_half = dim / 2;
 
-  for (int x = threadIdx.x; x < kMmaRows * dim; x += blockDim.x) {
-    const int ii = x / dim, d = x % dim;
-    const int pr = row0 + ii;
-    q_s[ii * lay.ld_qkv + d] = to_compute<C>(
-        pr < packed_rows ? load_q(a, head_item.q_row + pr / heads, h, pr % heads, d) : 0.0f);
-  }
+  stage_q(a, head_item, row0, kMmaRows, 1.0f, q_s, lay.ld_qkv);
   for (int d = half * d_half; d < (half + 1) * d_half; ++d) o_s[i * lay.ld_o + d] = 0.0f;
-  const float q_factor = a.scale * (a.k_scale != nullptr ? a.k_scale[h] : 1.0f);
+  const float scale = q_factor(a, h);  // applied to S in f32: q is staged exact
   float m = neg_inf(), l = 0.0f;
   __syncthreads();
 
-  const int chunks_per_row = dim / 8;
   for (int it = first; it < end; ++it) {
     const WorkItem item = a.prefill_items[it];
     for (int kb = item.kv_begin; kb < item.kv_end; kb += kMmaKeys) {
       const int n = min(kMmaKeys, item.kv_end - kb);
 
-      // Stage K and V; rows past the block's end are zeros, never read from
-      // the cache (they may hold NaN).
-      for (int c = threadIdx.x; c < kMmaKeys * chunks_per_row; c += blockDim.x) {
-        const int kk = c / chunks_per_row;
-        const int d0 = (c % chunks_per_row) * 8;
-        C* k_dst = k_s + kk * lay.ld_qkv + d0;
-        C* v_dst = v_s + kk * lay.ld_qkv + d0;
-        if (kk < n) {
-          stage8(kv_row<KV>(a.k_cache, a.pages, item, a.page_size, kb + kk, h) + d0, k_dst);
-          stage8(kv_row<KV>(a.v_cache, a.pages, item, a.page_size, kb + kk, h) + d0, v_dst);
-        } else {
-#pragma unroll
-          for (int e = 0; e < 8; ++e) k_dst[e] = v_dst[e] = to_compute<C>(0.0f);
-        }
-      }
+      stage_kv<KV>(a, item, kb, n, kMmaKeys, k_s, v_s, lay.ld_qkv);
       __syncthreads();
 
       // S = Q K^T for this warp's 16 rows and the 64 keys.
@@ -160,9 +119,8 @@ __global__ void __launch_bounds__(kMmaThreads) prefill_mma_kernel(const KernelAr
       for (int j = 0; j < kMmaKeys / 2; ++j) {
         const int kk = half * (kMmaKeys / 2) + j;
         const int key = kb + kk;
-        const bool seen = row_live && kk < n && key <= pos &&
-                          (a.sliding_window == 0 || key > pos - a.sliding_window);
-        x[j] = seen ? soft_cap(s_s[i * lay.ld_s + kk] * q_factor, a.logit_soft_cap) : neg_inf();
+        const bool seen = row_live && kk < n && row_sees(a, pos, key);
+        x[j] = seen ? soft_cap(s_s[i * lay.ld_s + kk] * scale, a.logit_soft_cap) : neg_inf();
         block_max = fmaxf(block_max, x[j]);
       }
       block_max = fmaxf(block_max, __shfl_xor_sync(kFullMask, block_max, 1));
@@ -173,7 +131,7 @@ __global__ void __launch_bounds__(kMmaThreads) prefill_mma_kernel(const KernelAr
       for (int j = 0; j < kMmaKeys / 2; ++j) {
         const float p = m_new == neg_inf() ? 0.0f : expf(x[j] - m_new);
         sum += p;
-        p_s[i * lay.ld_p + half * (kMmaKeys / 2) + j] = to_compute<C>(p);
+        p_s[i * lay.ld_p + half * (kMmaKeys / 2) + j] = stage_value<C>(p);
       }
       sum += __shfl_xor_sync(kFullMask, sum, 1);
       l = l * alpha + sum;
@@ -202,9 +160,9 @@ __global__ void __launch_bounds__(kMmaThreads) prefill_mma_kernel(const KernelAr
 
   if (!row_live) return;
   const WorkItem last = a.prefill_items[end - 1];
-  const float v_factor = a.v_scale != nullptr ? a.v_scale[h] : 1.0f;
+  const float o_factor = v_factor(a, h);
   for (int d = half * d_half; d < (half + 1) * d_half; ++d) {
-    flush_element(a, last, r, g, d, m, l, o_s[i * lay.ld_o + d] * v_factor);
+    flush_element(a, last, r, g, d, m, l, o_s[i * lay.ld_o + d] * o_factor);
   }
 }
 

@@ -124,9 +124,10 @@ struct StreamBuffer {
   }
 };
 
-}  // namespace
-
-Status cuda_device_status() {
+// Whether the runtime finds a driver and a device, asked once per process
+// (cuda_device_status): the answer does not change while it runs, and kAuto
+// asks on every call.
+Status probe_device() {
   int count = 0;
   const cudaError_t error = cudaGetDeviceCount(&count);
   if (error != cudaSuccess) {
@@ -136,6 +137,13 @@ Status cuda_device_status() {
   }
   if (count == 0) return Status::Unsupported("cuda backend: no CUDA device found");
   return Status::Ok();
+}
+
+}  // namespace
+
+Status cuda_device_status() {
+  static const Status status = probe_device();
+  return status;
 }
 
 bool is_device_pointer(const void* data) {
