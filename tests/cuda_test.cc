@@ -257,5 +257,25 @@ TEST(Cuda, RejectsTensorsInTheWrongMemoryAndWritesNothing) {
   EXPECT_EQ(got.out, make_outputs(batch).out);
 }
 
+TEST(Cuda, RejectsMisalignedCacheRowsAndWritesNothing) {
+  SKIP_WITHOUT_GPU();
+  gen::BatchSpec spec = random_spec(1);
+  spec.dtype = spec.out_dtype = DType::kBF16;
+  const gen::Batch batch = gen::generate(spec);
+  Outputs got = make_outputs(batch);
+  cuda::DeviceCopy copy;
+  ASSERT_TRUE(copy.upload(batch.inputs(), got.views).ok());
+  AttentionInputs shifted = copy.inputs();
+  // One bf16 element past a 256-byte aligned allocation: 2-byte aligned rows.
+  shifted.k_cache.data = static_cast<uint16_t*>(shifted.k_cache.data) + 1;
+  const Status s =
+      attention(shifted, spec.options, copy.outputs(), RunConfig{.backend = Backend::kCuda});
+  EXPECT_EQ(s.code(), StatusCode::kUnsupported);
+  EXPECT_NE(s.message().find("k_cache.data must be 16-byte aligned"), std::string::npos)
+      << s.message();
+  ASSERT_TRUE(copy.download(got.views).ok());
+  EXPECT_EQ(got.out, make_outputs(batch).out);
+}
+
 }  // namespace
 }  // namespace rpa
