@@ -138,13 +138,15 @@ TEST(Plan, ChainsAreContiguousAndPartialsMergeInOrder) {
   for (uint64_t seed = 1; seed <= 40; ++seed) {
     const gen::Batch batch = gen::generate(random_spec(seed));
     const Plan plan = plan_of(batch, small_config(batch.spec));
-    std::vector<int> partial_seen(plan.num_partials, 0);
+    std::vector<int> partial_seen(plan.num_partial_rows, 0);
     for (const std::vector<WorkItem>* items : {&plan.decode_items, &plan.prefill_items}) {
       bool open = false;
       for (const WorkItem& item : *items) {
         EXPECT_EQ(item.starts_tile(), !open) << "seed " << seed;
         open = !item.ends_tile();
-        if (item.ends_tile() && item.partial >= 0) ++partial_seen[item.partial];
+        if (item.ends_tile() && item.partial >= 0) {
+          for (int32_t r = 0; r < item.q_rows; ++r) ++partial_seen[item.partial + r];
+        }
         if (!item.ends_tile()) {
           EXPECT_EQ(item.partial, -1);
         }
@@ -156,13 +158,24 @@ TEST(Plan, ChainsAreContiguousAndPartialsMergeInOrder) {
       EXPECT_FALSE(open);
     }
     for (int seen : partial_seen) EXPECT_EQ(seen, 1);
+    // Each group's splits left their rows one after the other, in split order.
+    std::map<std::pair<int32_t, int32_t>, const MergeGroup*> group_of;  // (kv_head, q_row)
     int32_t next = 0;
+    int64_t chains = 0;
     for (const MergeGroup& g : plan.merges) {
       EXPECT_EQ(g.first_partial, next);
       EXPECT_GE(g.count, 2);
-      next += g.count;
+      next += g.count * g.q_rows;
+      chains += g.count;
+      group_of[{g.kv_head, g.q_row}] = &g;
     }
-    EXPECT_EQ(next, plan.num_partials);
+    EXPECT_EQ(next, plan.num_partial_rows);
+    EXPECT_EQ(chains, plan.stats.partials);
+    for (const WorkItem& item : all_items(plan)) {
+      if (!item.ends_tile() || item.partial < 0) continue;
+      const MergeGroup& g = *group_of.at({item.kv_head, item.q_row});
+      EXPECT_EQ(item.partial, g.first_partial + item.split * g.q_rows) << "seed " << seed;
+    }
   }
 }
 
@@ -250,7 +263,61 @@ TEST(Plan, SplitsDependOnlyOnTheSequence) {
     if (item.slot == 1) rb.emplace_back(item.kv_begin, item.kv_end);
   }
   EXPECT_EQ(ra, rb);
-  EXPECT_GT(a.num_partials, 0);
+  EXPECT_GT(a.num_partial_rows, 0);
+}
+
+// A slot of T prefill tiles splits its keys at multiples of T x split_tokens,
+// so its chains number about as many as a decode row's at the same context.
+TEST(Plan, PrefillTilesSplitAtTheirTileCountTimesTheSplit) {
+  gen::BatchSpec spec;
+  spec.heads_per_kv = 8;  // 16-row tiles with the default config
+  spec.slots = {{1, 9000}, {16, 9000}, {40, 9000}, {300, 9000}};
+  spec.slot_positions = {0, 1, 2, 3};
+  spec.batch_capacity = 4;
+  const gen::Batch batch = gen::generate(spec);
+  const Plan plan = plan_of(batch, {});
+  const int64_t rows = plan.config.q_tile_rows;
+  const std::map<int32_t, int64_t> tiles = {{0, 1}, {1, 1}, {2, 3}, {3, (300 + rows - 1) / rows}};
+  std::map<int32_t, int64_t> splits_seen;
+  for (const WorkItem& item : all_items(plan)) {
+    const int64_t split = plan.config.split_tokens * tiles.at(item.slot);
+    if (item.starts_tile() && item.split > 0) {
+      EXPECT_EQ(item.kv_begin % split, 0) << "slot " << item.slot << " split " << item.split;
+    }
+    // No chain crosses a multiple of its slot's split length.
+    EXPECT_EQ(item.kv_begin / split, (item.kv_end - 1) / split) << "slot " << item.slot;
+    splits_seen[item.slot] = std::max<int64_t>(splits_seen[item.slot], item.split + 1);
+  }
+  EXPECT_EQ(splits_seen[0], 9001 / plan.config.split_tokens + 1);  // the decode row
+  EXPECT_GT(splits_seen[2], 1);                                    // 3 tiles still split
+  EXPECT_EQ(splits_seen[3], 1);  // 19 tiles: 19 x 2048 keys > 9300, no split
+}
+
+// The partial rows of a long prompt chunk stay within one tile's rows per
+// split_tokens of context plus twice the chunk's rows (a tile's keys straddle
+// at most one more split boundary than their length needs), however many
+// tiles the chunk has. With every tile split at split_tokens, this chunk would
+// need 40 tiles x 32 rows x 50 splits = 64000 rows.
+TEST(Plan, PartialsOfALongChunkStayAboutOneTilePerSplit) {
+  gen::BatchSpec spec;
+  spec.heads_per_kv = 4;
+  spec.num_kv_heads = 1;
+  spec.page_size = 64;
+  spec.slots = {{1280, 100000}};  // 40 tiles of 32 rows
+  spec.slot_positions = {0};
+  spec.batch_capacity = 1;
+  const gen::Batch batch = gen::generate(spec);
+  const Plan plan = plan_of(batch, {});
+  const int64_t rows = plan.config.q_tile_rows;
+  const int64_t seq_len = 100000 + 1280;
+  EXPECT_EQ(1280 / rows, 40);
+  EXPECT_GT(plan.num_partial_rows, 0);
+  EXPECT_LE(plan.num_partial_rows, rows * (seq_len / plan.config.split_tokens + 2) + 2 * 1280)
+      << plan.num_partial_rows;
+  // Every tile still streams its keys in chains that cover them exactly.
+  int64_t streamed = 0;
+  for (const WorkItem& item : plan.prefill_items) streamed += int64_t{item.kv_end - item.kv_begin} * item.q_rows;
+  EXPECT_EQ(streamed, plan.stats.streamed_kv_tokens);
 }
 
 TEST(Plan, RejectsSizesThatBreakPages) {

@@ -5,9 +5,16 @@
 // (reset the state), the last ends it (flush). Chains are contiguous in the item
 // list, so the whole plan runs as ONE loop over items with loop-carried state.
 // A long visible K/V range is cut into splits at absolute key positions that are
-// multiples of `split_tokens` (never depending on the rest of the batch); each
-// split is its own chain whose flush goes to a partial slot, and a merge group
-// combines a tile's partials in split order afterwards.
+// multiples of the slot's split length (never depending on the rest of the
+// batch); each split is its own chain whose flush goes to partial rows, and a
+// merge group combines a tile's partials in split order afterwards.
+//
+// A slot whose query rows make T tiles splits at multiples of T × split_tokens:
+// its chains then number about as many as a decode row's at the same context
+// (enough to keep the cores busy), and its partials hold about one tile's rows
+// per split_tokens of context, however long the prompt chunk. (Splitting
+// every tile of an 8k-token chunk at 2048 keys would need gigabytes of
+// partials at a 120k context, for parallelism its 256 tiles already have.)
 #pragma once
 
 #include <cstdint>
@@ -20,7 +27,7 @@ namespace rpa {
 struct PlanConfig {
   int32_t q_tile_rows = 0;      // query rows per prefill tile; 0 = heuristic
   int32_t kv_chunk_tokens = 0;  // keys per item; 0 = heuristic (a multiple of page_size)
-  int32_t split_tokens = 0;     // keys per split chain; 0 = heuristic (a multiple of kv_chunk_tokens)
+  int32_t split_tokens = 0;     // keys per split chain of a one-tile slot; 0 = heuristic (a multiple of kv_chunk_tokens)
 };
 
 enum ItemFlags : uint8_t {
@@ -38,7 +45,7 @@ struct WorkItem {
   int32_t kv_begin = 0;  // this item streams keys [kv_begin, kv_end)
   int32_t kv_end = 0;
   int32_t page_index = 0;  // index into Plan::pages of the page holding kv_begin
-  int32_t partial = -1;    // on the chain's last item: -1 = flush to out, else partial slot
+  int32_t partial = -1;    // on the chain's last item: -1 = flush to out, else its first partial row
   int32_t split = 0;       // index of the chain within its tile
   uint8_t flags = 0;
 
@@ -46,8 +53,9 @@ struct WorkItem {
   bool ends_tile() const { return (flags & kEndsTile) != 0; }
 };
 
-// A tile whose K/V range was split: its `count` partial slots, in split order,
-// are merged and written to out rows [q_row, q_row + q_rows) of kv_head.
+// A tile whose K/V range was split: its `count` splits, in split order, are
+// merged and written to out rows [q_row, q_row + q_rows) of kv_head. Split j
+// left its rows at partial rows first_partial + j * q_rows, onward.
 struct MergeGroup {
   int32_t slot = 0;
   int32_t kv_head = 0;
@@ -66,7 +74,7 @@ struct PlanStats {
   int64_t decode_items = 0;
   int64_t prefill_items = 0;
   int64_t chains = 0;
-  int64_t partials = 0;
+  int64_t partials = 0;             // split chains (each flushes q_rows partial rows)
   int64_t live_pages = 0;           // Σ over live slots of their live logical pages
   int64_t visible_kv_tokens = 0;    // Σ over live query rows of the keys the row sees
   int64_t streamed_kv_tokens = 0;   // Σ over tiles of q_rows × the tile's key range (one kv head)
@@ -86,15 +94,16 @@ struct Plan {
   std::vector<WorkItem> prefill_items;  // q_rows >= 1 tiles of slots with q_len > 1
   std::vector<int32_t> pages;           // physical pages, in the order items read them
   std::vector<MergeGroup> merges;
-  int32_t num_partials = 0;
+  int32_t num_partial_rows = 0;
   int32_t max_tile_rows = 0;  // the most q_rows of any item
   PlanStats stats;
 
-  // Partial slot p starts at float p * partial_stride() of the caller's
-  // workspace. Query row r, head g of the tile is record (r * heads_per_kv + g)
-  // of (head_dim + 2) floats: m, l, then the unnormalized o[head_dim].
+  // Partial row p starts at float p * partial_row_floats() of the backend's
+  // workspace, and holds one record of (head_dim + 2) floats per head: m, l,
+  // then the unnormalized o[head_dim]. Row r, head g of a chain whose
+  // `partial` is p is record (r * heads_per_kv + g) from row p on.
   int64_t partial_record_floats() const { return head_dim + 2; }
-  int64_t partial_stride() const { return int64_t{max_tile_rows} * heads_per_kv * partial_record_floats(); }
+  int64_t partial_row_floats() const { return heads_per_kv * partial_record_floats(); }
 };
 
 // Plans a validated call. Cost O(batch_capacity + items).

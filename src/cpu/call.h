@@ -56,7 +56,7 @@ struct CpuCall {
   float* lse = nullptr;  // [num_tokens, num_kv_heads, heads_per_kv] f32, or null
   int64_t lse_strides[3] = {0, 0, 0};
 
-  // plan->num_partials slots of plan->partial_stride() floats (plan.h).
+  // plan->num_partial_rows rows of plan->partial_row_floats() floats (plan.h).
   float* partials = nullptr;
 
   // bf16 inputs on a CPU with AVX512_BF16: prefill scores use vdpbf16ps.

@@ -121,8 +121,8 @@ Status run_cpu(const Problem& problem, const Plan& plan, const AttentionInputs& 
                   cpu_has_bf16_dot();
   if (call.tasks.empty()) return Status::Ok();
   hwy::AlignedFreeUniquePtr<float[]> partials;
-  if (plan.num_partials > 0) {
-    partials = hwy::AllocateAligned<float>(plan.num_partials * plan.partial_stride());
+  if (plan.num_partial_rows > 0) {
+    partials = hwy::AllocateAligned<float>(plan.num_partial_rows * plan.partial_row_floats());
     if (!partials) return Status::Internal("cpu: cannot allocate the split-KV partials");
     call.partials = partials.get();
   }

@@ -34,8 +34,10 @@ void write_row(const CpuCall& call, int64_t t, int64_t h, int64_t g, RowState s,
   }
 }
 
-float* partial_record(const CpuCall& call, int64_t slot, int64_t i) {
-  return call.partials + slot * call.plan->partial_stride() +
+// Record i (= row * heads_per_kv + head) of the chain whose partial rows
+// start at `row`.
+float* partial_record(const CpuCall& call, int64_t row, int64_t i) {
+  return call.partials + row * call.plan->partial_row_floats() +
          i * call.plan->partial_record_floats();
 }
 
@@ -67,7 +69,8 @@ void merge_tile(const CpuCall& call, const MergeGroup& group, float* o) {
     RowState state;
     std::fill(o, o + dim, 0.0f);
     for (int32_t split = 0; split < group.count; ++split) {
-      const float* record = partial_record(call, group.first_partial + split, i);
+      const float* record =
+          partial_record(call, group.first_partial + int64_t{split} * group.q_rows, i);
       merge_state(state, o, RowState{record[0], record[1]}, record + 2, dim);
     }
     write_row(call, group.q_row + i / heads, group.kv_head, i % heads, state, o);

@@ -242,8 +242,10 @@ __device__ __forceinline__ float* lse_at(const KernelArgs& a, int64_t row, int64
   return a.lse + row * a.lse_s[0] + h * a.lse_s[1] + g * a.lse_s[2];
 }
 
-__device__ __forceinline__ float* partial_record(const KernelArgs& a, int partial, int64_t packed_row) {
-  return a.partials + partial * a.partial_stride + packed_row * (a.head_dim + 2);
+// Record packed_row (= row * heads_per_kv + head) of the chain whose partial
+// rows start at `partial` (plan.h).
+__device__ __forceinline__ float* partial_record(const KernelArgs& a, int64_t partial, int64_t packed_row) {
+  return a.partials + partial * a.partial_row_floats + packed_row * (a.head_dim + 2);
 }
 
 // Stores o (already times v_scale) for query row `row_in_tile`, head g of a

@@ -59,7 +59,7 @@ PackedPlan pack_plan(const Problem& problem, const Plan& plan) {
   packed.partials = cursor;
   packed.image.resize(cursor);
   packed.total_bytes =
-      cursor + static_cast<size_t>(plan.num_partials) * plan.partial_stride() * sizeof(float);
+      cursor + static_cast<size_t>(plan.num_partial_rows) * plan.partial_row_floats() * sizeof(float);
 
   put(packed.image, packed.decode_items, plan.decode_items.data(), plan.decode_items.size());
   put(packed.image, packed.decode_chains, decode_chains.data(), decode_chains.size());
@@ -86,7 +86,7 @@ void bind_plan(const PackedPlan& packed, const Plan& plan, std::byte* device, Ke
   args->k_scale = packed.has_scales ? reinterpret_cast<const float*>(device + packed.k_scale) : nullptr;
   args->v_scale = packed.has_scales ? reinterpret_cast<const float*>(device + packed.v_scale) : nullptr;
   args->partials = reinterpret_cast<float*>(device + packed.partials);
-  args->partial_stride = plan.partial_stride();
+  args->partial_row_floats = plan.partial_row_floats();
 }
 
 }  // namespace rpa::cuda

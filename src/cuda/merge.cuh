@@ -16,17 +16,21 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(const KernelArgs a
     const int r = i / a.heads_per_kv;
     const int g = i % a.heads_per_kv;
     float m = neg_inf();
-    for (int s = 0; s < group.count; ++s) m = fmaxf(m, partial_record(a, group.first_partial + s, i)[0]);
+    // Split s left its rows from partial row first_partial + s * q_rows on.
+    const auto record_of = [&](int s) {
+      return partial_record(a, group.first_partial + int64_t{s} * group.q_rows, i);
+    };
+    for (int s = 0; s < group.count; ++s) m = fmaxf(m, record_of(s)[0]);
     float l = 0.0f;
     for (int s = 0; s < group.count; ++s) {
-      const float* record = partial_record(a, group.first_partial + s, i);
+      const float* record = record_of(s);
       l += record[1] * rescale_factor(record[0], m);
     }
     const RowEnd row_end = end_row(m, l, sink_of(a, group.kv_head, g));
     for (int d = threadIdx.x; d < a.head_dim; d += blockDim.x) {
       float o = 0.0f;
       for (int s = 0; s < group.count; ++s) {
-        const float* record = partial_record(a, group.first_partial + s, i);
+        const float* record = record_of(s);
         o += record[2 + d] * rescale_factor(record[0], m);
       }
       store_out(a, group.q_row + r, group.kv_head, g, d, o * row_end.o_factor);

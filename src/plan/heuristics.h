@@ -30,6 +30,8 @@ constexpr int32_t kv_chunk_tokens(int64_t page_size) {
 // results invariant to batch composition; 2048 keys give a decode row of 8192
 // context 4 chains per kv head, enough to keep 16+ cores busy with a single
 // sequence, while the merge touches only (head_dim + 2) floats per 2048 keys.
+// A slot of T prefill tiles splits at T times this (plan.h): its tiles
+// already make chains enough.
 inline constexpr int32_t kSplitChunks = 4;
 
 constexpr int32_t split_tokens(int32_t kv_chunk) { return kv_chunk * kSplitChunks; }

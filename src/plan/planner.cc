@@ -50,8 +50,9 @@ class Builder {
  public:
   Builder(const Problem& problem, Plan* plan) : problem_(problem), plan_(*plan) {}
 
-  // Emits the chains of Q tile [a, b) (relative to the slot's q_start) of slot s.
-  void add_tile(int64_t s, int64_t a, int64_t b) {
+  // Emits the chains of Q tile [a, b) (relative to the slot's q_start) of slot
+  // s, its keys split at multiples of `split` (plan.h).
+  void add_tile(int64_t s, int64_t a, int64_t b, int64_t split) {
     const int64_t seq_len = problem_.seq_lens[s];
     const int64_t context = problem_.context_len(s);
     const int64_t page = problem_.page_size;
@@ -65,7 +66,6 @@ class Builder {
     const int32_t* table = problem_.pages_of(s);
     for (int64_t p = first_page; p < ceil_div(hi, page); ++p) plan_.pages.push_back(table[p]);
 
-    const int64_t split = plan_.config.split_tokens;
     const int64_t chunk = plan_.config.kv_chunk_tokens;
     const int64_t first_split = lo / split;
     const int64_t splits = (hi - 1) / split - first_split + 1;
@@ -82,7 +82,7 @@ class Builder {
       item.kv_head = static_cast<int32_t>(h);
       if (splits > 1) {
         plan_.merges.push_back({item.slot, item.kv_head, item.q_row, item.q_rows,
-                                plan_.num_partials, static_cast<int32_t>(splits)});
+                                plan_.num_partial_rows, static_cast<int32_t>(splits)});
       }
       for (int64_t j = 0; j < splits; ++j) {
         const int64_t split_lo = std::max(lo, (first_split + j) * split);
@@ -94,7 +94,12 @@ class Builder {
           item.kv_end = static_cast<int32_t>(end);
           item.page_index = static_cast<int32_t>(tile_page_index + begin / page - first_page);
           item.flags = (begin == split_lo ? kStartsTile : 0) | (end == split_hi ? kEndsTile : 0);
-          item.partial = (end == split_hi && splits > 1) ? plan_.num_partials++ : -1;
+          item.partial = -1;
+          if (end == split_hi && splits > 1) {
+            item.partial = plan_.num_partial_rows;
+            plan_.num_partial_rows += item.q_rows;
+            plan_.stats.partials += 1;
+          }
           items.push_back(item);
           begin = end;
         }
@@ -119,7 +124,8 @@ class Builder {
       stats.visible_kv_tokens += pos + 1 - row_lo(pos, plan_.sliding_window);
     }
     const int64_t tile = q_len == 1 ? 1 : plan_.config.q_tile_rows;
-    for (int64_t a = 0; a < q_len; a += tile) add_tile(s, a, std::min(q_len, a + tile));
+    const int64_t split = plan_.config.split_tokens * ceil_div(q_len, tile);
+    for (int64_t a = 0; a < q_len; a += tile) add_tile(s, a, std::min(q_len, a + tile), split);
   }
 
  private:
@@ -148,7 +154,6 @@ Status build_plan(const Problem& problem, const PlanConfig& config, Plan* plan) 
   stats.decode_items = static_cast<int64_t>(plan->decode_items.size());
   stats.prefill_items = static_cast<int64_t>(plan->prefill_items.size());
   stats.items = stats.decode_items + stats.prefill_items;
-  stats.partials = plan->num_partials;
   stats.capacity_kv_tokens = problem.num_tokens * problem.max_pages_per_seq * problem.page_size;
   stats.useful_ratio = stats.capacity_kv_tokens > 0
                            ? static_cast<double>(stats.visible_kv_tokens) / stats.capacity_kv_tokens

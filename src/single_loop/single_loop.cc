@@ -40,7 +40,7 @@ class Executor {
         state_(lanes_),
         o_(lanes_ * dim_),
         scores_(lanes_ * chunk_),
-        partials_(static_cast<size_t>(plan.num_partials * plan.partial_stride())) {}
+        partials_(static_cast<size_t>(plan.num_partial_rows * plan.partial_row_floats())) {}
 
   void run() {
     const int64_t decode_count = static_cast<int64_t>(plan_.decode_items.size());
@@ -135,27 +135,30 @@ class Executor {
         write_row(item.q_row + lane / heads_, item.kv_head, lane % heads_, state_[lane], &o_[lane * dim_]);
         continue;
       }
-      float* rec = &partials_[item.partial * plan_.partial_stride() + lane * record];
+      float* rec = &partials_[item.partial * plan_.partial_row_floats() + lane * record];
       rec[0] = state_[lane].m;
       rec[1] = state_[lane].l;
       std::copy_n(&o_[lane * dim_], dim_, rec + 2);
     }
   }
 
-  // Second flat loop: partial slots in order; groups are contiguous, so a
-  // carried cursor tells which group a slot belongs to.
+  // Second flat loop: the split chains in order; groups are contiguous, so
+  // carried cursors tell which group and split a chain is.
   void merge_partials() {
     const int64_t record = plan_.partial_record_floats();
     size_t group = 0;
-    for (int64_t slot = 0; slot < plan_.num_partials; ++slot) {
+    int32_t split = 0;
+    for (int64_t chain = 0; chain < plan_.stats.partials; ++chain) {
       const MergeGroup& g = plan_.merges[group];
-      if (slot == g.first_partial) reset();
+      if (split == 0) reset();
+      const int64_t row = g.first_partial + int64_t{split} * g.q_rows;
       for (int64_t lane = 0; lane < lanes_; ++lane) {
         if (lane / heads_ >= g.q_rows) continue;
-        const float* rec = &partials_[slot * plan_.partial_stride() + lane * record];
+        const float* rec = &partials_[row * plan_.partial_row_floats() + lane * record];
         merge_state(state_[lane], &o_[lane * dim_], RowState{rec[0], rec[1]}, rec + 2, dim_);
       }
-      if (slot == g.first_partial + g.count - 1) {
+      if (++split == g.count) {
+        split = 0;
         for (int64_t lane = 0; lane < lanes_; ++lane) {
           if (lane / heads_ >= g.q_rows) continue;
           write_row(g.q_row + lane / heads_, g.kv_head, lane % heads_, state_[lane], &o_[lane * dim_]);

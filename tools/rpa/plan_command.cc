@@ -100,7 +100,7 @@ void add_plan_command(CLI::App& app, int& exit_code) {
                   "override the Q tile (0 = heuristic)");
   cmd->add_option("--kv-chunk", flags->config.kv_chunk_tokens,
                   "override keys per item (0 = heuristic)");
-  cmd->add_option("--split", flags->config.split_tokens, "override keys per split (0 = heuristic)");
+  cmd->add_option("--split", flags->config.split_tokens, "override keys per split of a one-tile slot; a slot of T tiles splits at T times it (0 = heuristic)");
   cmd->add_flag("--json", flags->json, "print one JSON object");
   add_variant_flags(cmd, flags->spec);
   cmd->callback([flags, &exit_code] { exit_code = run_plan(*flags); });
