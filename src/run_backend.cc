@@ -24,6 +24,7 @@ Status check_placement(Backend backend, const AttentionInputs& inputs,
                        const AttentionOutputs& outputs) {
 #ifdef RPA_WITH_CUDA
   if (backend == Backend::kCuda) return check_cuda_placement(inputs, outputs);
+  return check_host_placement(inputs, outputs, backend_name(backend));
 #else
   (void)backend, (void)inputs, (void)outputs;
 #endif

@@ -72,6 +72,18 @@ Outputs run_cuda_plan(const gen::Batch& batch, const PlanConfig& config) {
   return o;
 }
 
+// A generated batch, its outputs (the sentinel) and device copies of both.
+struct OnDevice {
+  explicit OnDevice(const gen::BatchSpec& spec)
+      : batch(gen::generate(spec)), got(make_outputs(batch)) {
+    const Status s = copy.upload(batch.inputs(), got.views);
+    EXPECT_TRUE(s.ok()) << s.message();
+  }
+  gen::Batch batch;
+  Outputs got;
+  cuda::DeviceCopy copy;
+};
+
 // The random spec with the head counts and page sizes the CPU suite leaves
 // out: heads_per_kv that are not a register block of the decode kernel (2, 3,
 // 6) or exceed one (16: a second CTA row), and page sizes 8 and 128.
@@ -206,10 +218,7 @@ TEST(Cuda, NothingActiveWritesNothing) {
 
 TEST(Cuda, AutoPicksCudaForDeviceTensors) {
   SKIP_WITHOUT_GPU();
-  const gen::Batch batch = gen::generate(random_spec(8));
-  Outputs got = make_outputs(batch);
-  cuda::DeviceCopy copy;
-  ASSERT_TRUE(copy.upload(batch.inputs(), got.views).ok());
+  auto&& [batch, got, copy] = OnDevice(random_spec(8));
   EXPECT_TRUE(is_device_pointer(copy.inputs().q.data));
   EXPECT_FALSE(is_device_pointer(batch.inputs().q.data));
   const Status s = attention(copy.inputs(), batch.spec.options, copy.outputs(), RunConfig{});
@@ -234,10 +243,7 @@ TEST(Cuda, RunsOnTheCallersStream) {
 
 TEST(Cuda, RejectsTensorsInTheWrongMemoryAndWritesNothing) {
   SKIP_WITHOUT_GPU();
-  const gen::Batch batch = gen::generate(random_spec(5));
-  Outputs got = make_outputs(batch);
-  cuda::DeviceCopy copy;
-  ASSERT_TRUE(copy.upload(batch.inputs(), got.views).ok());
+  auto&& [batch, got, copy] = OnDevice(random_spec(5));
   const RunConfig config{.backend = Backend::kCuda};
 
   AttentionInputs host_q = copy.inputs();
@@ -257,14 +263,32 @@ TEST(Cuda, RejectsTensorsInTheWrongMemoryAndWritesNothing) {
   EXPECT_EQ(got.out, make_outputs(batch).out);
 }
 
+// A host backend handed device tensors says so instead of reading them.
+TEST(Cuda, HostBackendsRefuseDeviceTensorsAndWriteNothing) {
+  SKIP_WITHOUT_GPU();
+  auto&& [batch, got, copy] = OnDevice(random_spec(6));
+  for (const Backend backend : {Backend::kCpu, Backend::kSingleLoop, Backend::kReference}) {
+    AttentionInputs device_k = batch.inputs();
+    device_k.k_cache = copy.inputs().k_cache;
+    Status s = attention(device_k, batch.spec.options, got.views, RunConfig{.backend = backend});
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find("k_cache.data is in GPU device memory; backend '" +
+                               std::string(backend_name(backend)) + "'"),
+              std::string::npos)
+        << s.message();
+    // The outputs on the device, the inputs on the host: out is named.
+    s = attention(batch.inputs(), batch.spec.options, copy.outputs(), RunConfig{.backend = backend});
+    EXPECT_NE(s.message().find("out.data is in GPU device memory"), std::string::npos)
+        << s.message();
+  }
+  EXPECT_EQ(got.out, make_outputs(batch).out);
+}
+
 TEST(Cuda, RejectsMisalignedCacheRowsAndWritesNothing) {
   SKIP_WITHOUT_GPU();
   gen::BatchSpec spec = random_spec(1);
   spec.dtype = spec.out_dtype = DType::kBF16;
-  const gen::Batch batch = gen::generate(spec);
-  Outputs got = make_outputs(batch);
-  cuda::DeviceCopy copy;
-  ASSERT_TRUE(copy.upload(batch.inputs(), got.views).ok());
+  auto&& [batch, got, copy] = OnDevice(spec);
   AttentionInputs shifted = copy.inputs();
   // One bf16 element past a 256-byte aligned allocation: 2-byte aligned rows.
   shifted.k_cache.data = static_cast<uint16_t*>(shifted.k_cache.data) + 1;

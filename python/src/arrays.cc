@@ -11,9 +11,10 @@ namespace {
 
 // The element type of a tensor whose storage is `bits`-bit `kind` ('f' float,
 // 'i' signed, 'u' unsigned, 'b' bfloat, '8' fp8 e4m3), with the raw16 rule
-// applied.
-Status element_type(char kind, int bits, const char* name, std::optional<DType> raw16,
+// applied (BorrowSpec).
+Status element_type(char kind, int bits, const char* name, const BorrowSpec& spec,
                     const std::string& described, DType* dtype) {
+  const std::optional<DType> raw16 = spec.raw16;
   std::optional<DType> typed;
   if (kind == 'f' && bits == 32) typed = DType::kF32;
   if (kind == 'f' && bits == 16) typed = DType::kF16;
@@ -22,10 +23,11 @@ Status element_type(char kind, int bits, const char* name, std::optional<DType> 
   // The contract's one 8-bit type: uint8 holds fp8 e4m3 bytes (K/V caches).
   if ((kind == 'u' || kind == '8') && bits == 8) typed = DType::kF8E4M3;
   if (kind == 'u' && bits == 16) {
-    if (!raw16) {
-      return Status::Invalid(cat(name,
-                                 " is uint16: pass dtype='bf16' or dtype='f16' to say "
-                                 "which 16-bit float its bits hold"));
+    // Only a 16-bit float can be what 16 bits hold (dtype='f32' says nothing).
+    if (!raw16 || dtype_size(*raw16) != 2) {
+      const char* key = spec.raw16_keyword;
+      return Status::Invalid(cat(name, " is uint16: pass ", key, "='bf16' or ", key,
+                                 "='f16' to say which 16-bit float its bits hold"));
     }
     typed = raw16;
   }
@@ -34,8 +36,10 @@ Status element_type(char kind, int bits, const char* name, std::optional<DType> 
                                "; rpa takes float32, float16, bfloat16 (or uint16 bits), int32, "
                                "and uint8 bits of fp8 e4m3 caches"));
   }
-  if (raw16 && *typed != DType::kI32 && *typed != DType::kF8E4M3 && *typed != *raw16) {
-    return Status::Invalid(cat(name, " is ", *typed, " but dtype='", *raw16, "' was given"));
+  if (spec.raw16_binds && raw16 && *typed != DType::kI32 && *typed != DType::kF8E4M3 &&
+      *typed != *raw16) {
+    return Status::Invalid(
+        cat(name, " is ", *typed, " but ", spec.raw16_keyword, "='", *raw16, "' was given"));
   }
   *dtype = *typed;
   return Status::Ok();
@@ -58,6 +62,27 @@ const char* device_name(int type) {
   }
 }
 
+bool is_cuda_memory(int type) { return type == kDLCUDA || type == kDLCUDAManaged; }
+
+// Whether a tensor in DLPack device `type` can be read here: CPU memory
+// (pinned CUDA host memory is CPU memory) always, CUDA memory when the
+// caller takes it and the module has the cuda backend.
+Status check_device(int type, const char* name, const BorrowSpec& spec) {
+  if (type == kDLCPU || type == kDLCUDAHost) return Status::Ok();
+#ifdef RPA_WITH_CUDA
+  constexpr bool kCudaBuilt = true;
+#else
+  constexpr bool kCudaBuilt = false;
+#endif
+  if (is_cuda_memory(type) && spec.cuda_ok && kCudaBuilt) return Status::Ok();
+  const char* reads = !spec.cuda_ok   ? "this rpa function reads CPU memory only"
+                      : kCudaBuilt    ? "rpa reads CPU and CUDA memory only"
+                                      : "this rpa module was built without the cuda backend and "
+                                        "reads CPU memory only";
+  return Status::Invalid(
+      cat(name, " lives on a ", device_name(type), " device (DLPack type ", type, "); ", reads));
+}
+
 }  // namespace
 
 Borrowed::~Borrowed() {
@@ -66,16 +91,22 @@ Borrowed::~Borrowed() {
 
 Status Borrowed::borrow(py::handle object, const char* name, std::optional<DType> raw16,
                         bool written) {
-  if (py::isinstance<py::array>(object)) return borrow_numpy(object, name, raw16, written);
-  if (py::hasattr(object, "__dlpack__")) return borrow_dlpack(object, name, raw16);
+  BorrowSpec spec;
+  spec.raw16 = raw16;
+  spec.written = written;
+  return borrow(object, name, spec);
+}
+
+Status Borrowed::borrow(py::handle object, const char* name, const BorrowSpec& spec) {
+  if (py::isinstance<py::array>(object)) return borrow_numpy(object, name, spec);
+  if (py::hasattr(object, "__dlpack__")) return borrow_dlpack(object, name, spec);
   return Status::Invalid(cat(name, " must be a NumPy array or support __dlpack__, not ",
                              std::string(py::str(py::type::handle_of(object).attr("__name__")))));
 }
 
-Status Borrowed::borrow_numpy(py::handle object, const char* name, std::optional<DType> raw16,
-                              bool written) {
+Status Borrowed::borrow_numpy(py::handle object, const char* name, const BorrowSpec& spec) {
   auto array = py::reinterpret_borrow<py::array>(object);
-  if (written && !array.writeable()) {
+  if (spec.written && !array.writeable()) {
     return Status::Invalid(cat(name, " is a read-only array, and rpa writes into it"));
   }
   const py::dtype dt = array.dtype();
@@ -87,7 +118,7 @@ Status Borrowed::borrow_numpy(py::handle object, const char* name, std::optional
   const char kind = described == "bfloat16"        ? 'b'
                     : described == "float8_e4m3fn" ? '8'
                                                    : dt.kind();
-  RPA_RETURN_IF_ERROR(element_type(kind, static_cast<int>(dt.itemsize()) * 8, name, raw16,
+  RPA_RETURN_IF_ERROR(element_type(kind, static_cast<int>(dt.itemsize()) * 8, name, spec,
                                    described, &view_.dtype));
   if (array.ndim() > kMaxRank) {
     return Status::Invalid(
@@ -107,16 +138,19 @@ Status Borrowed::borrow_numpy(py::handle object, const char* name, std::optional
   return Status::Ok();
 }
 
-Status Borrowed::borrow_dlpack(py::handle object, const char* name, std::optional<DType> raw16) {
+Status Borrowed::borrow_dlpack(py::handle object, const char* name, const BorrowSpec& spec) {
+  bool announced_cuda = false;
   if (py::hasattr(object, "__dlpack_device__")) {
     const auto device = object.attr("__dlpack_device__")().cast<py::tuple>();
     const int type = device[0].cast<int>();
-    if (type != kDLCPU) {
-      return Status::Invalid(cat(name, " lives on a ", device_name(type), " device (DLPack type ",
-                                 type, "); rpa's Python module reads CPU memory only"));
-    }
+    RPA_RETURN_IF_ERROR(check_device(type, name, spec));
+    announced_cuda = is_cuda_memory(type);
   }
-  py::object capsule = object.attr("__dlpack__")();
+  // A CUDA producer orders its pending work before `stream` (DLPack's
+  // handshake); None leaves it to the producer's default.
+  py::object capsule = announced_cuda && spec.stream
+                           ? object.attr("__dlpack__")(py::arg("stream") = *spec.stream)
+                           : object.attr("__dlpack__")();
   if (!PyCapsule_IsValid(capsule.ptr(), "dltensor")) {
     return Status::Invalid(cat(name, ".__dlpack__() did not return an unused 'dltensor' capsule"));
   }
@@ -125,15 +159,13 @@ Status Borrowed::borrow_dlpack(py::handle object, const char* name, std::optiona
   managed_ = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule.ptr(), "dltensor"));
   PyCapsule_SetName(capsule.ptr(), "used_dltensor");
   const DLTensor& t = managed_->dl_tensor;
-  if (t.device.device_type != kDLCPU) {
-    return Status::Invalid(cat(name, " lives on a ", device_name(t.device.device_type),
-                               " device; rpa's Python module reads CPU memory only"));
-  }
+  RPA_RETURN_IF_ERROR(check_device(t.device.device_type, name, spec));
+  on_cuda_ = is_cuda_memory(t.device.device_type);
   const char kinds[] = {'i', 'u', 'f', '?', 'b', '?'};
   const char kind = t.dtype.code < sizeof(kinds) && t.dtype.lanes == 1 ? kinds[t.dtype.code] : '?';
   const std::string described =
       cat("DLPack code ", int{t.dtype.code}, " bits ", int{t.dtype.bits}, " lanes ", t.dtype.lanes);
-  RPA_RETURN_IF_ERROR(element_type(kind, t.dtype.bits, name, raw16, described, &view_.dtype));
+  RPA_RETURN_IF_ERROR(element_type(kind, t.dtype.bits, name, spec, described, &view_.dtype));
   if (t.ndim < 0 || t.ndim > kMaxRank) {
     return Status::Invalid(
         cat(name, " has rank ", t.ndim, "; rpa tensors have rank at most ", kMaxRank));

@@ -1,13 +1,14 @@
 """DLPack: NumPy's own exporter, a ctypes-built producer (bf16, strides, a
-non-CPU device), the capsule's deleter, and the result back through DLPack."""
+device rpa never reads), the capsule's deleter, and the result back through
+DLPack. CUDA tensors: test_out_and_cuda.py."""
 
-import ctypes
 import sys
 
 import numpy as np
 import pytest
 
 import rpa
+from dlpack_producer import K_DL_BFLOAT, K_DL_FLOAT, K_DL_ROCM, CtypesTensor
 from rpa_reference import from_bf16_bits, make_batch
 
 MIXED = [(1, 40), (0, 0), (7, 33), (12, 0)]
@@ -48,59 +49,6 @@ def test_result_round_trips_through_dlpack():
     assert np.shares_memory(back, out)
 
 
-# A minimal DLPack producer in ctypes, to reach what NumPy cannot export.
-class DLDevice(ctypes.Structure):
-    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
-
-
-class DLDataType(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
-
-
-class DLTensor(ctypes.Structure):
-    _fields_ = [("data", ctypes.c_void_p), ("device", DLDevice), ("ndim", ctypes.c_int32),
-                ("dtype", DLDataType), ("shape", ctypes.POINTER(ctypes.c_int64)),
-                ("strides", ctypes.POINTER(ctypes.c_int64)), ("byte_offset", ctypes.c_uint64)]
-
-
-class DLManagedTensor(ctypes.Structure):
-    pass
-
-
-DELETER = ctypes.CFUNCTYPE(None, ctypes.POINTER(DLManagedTensor))
-DLManagedTensor._fields_ = [("dl_tensor", DLTensor), ("manager_ctx", ctypes.c_void_p),
-                            ("deleter", DELETER)]
-
-PyCapsule_New = ctypes.pythonapi.PyCapsule_New
-PyCapsule_New.restype = ctypes.py_object
-PyCapsule_New.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
-
-
-class CtypesTensor:
-    """Exports `array`'s memory with an explicit DLPack dtype code, element
-    strides and device; counts deleter calls. No __dlpack_device__, so the
-    device is only seen inside the capsule."""
-
-    def __init__(self, array, code, bits, device_type=1):
-        self.array = array
-        self.deleted = 0
-        itemsize = array.itemsize
-        self.shape = (ctypes.c_int64 * array.ndim)(*array.shape)
-        self.strides = (ctypes.c_int64 * array.ndim)(*(s // itemsize for s in array.strides))
-        self.deleter = DELETER(self._delete)
-        self.managed = DLManagedTensor(
-            DLTensor(array.ctypes.data, DLDevice(device_type, 0), array.ndim,
-                     DLDataType(code, bits, 1), self.shape, self.strides, 0),
-            None, self.deleter)
-
-    def _delete(self, _):
-        self.deleted += 1
-
-    def __dlpack__(self, stream=None):
-        return PyCapsule_New(ctypes.addressof(self.managed), b"dltensor", None)
-
-
-K_DL_BFLOAT, K_DL_FLOAT = 4, 2
 
 
 def test_bf16_through_dlpack_and_strides():
@@ -120,19 +68,19 @@ def test_bf16_through_dlpack_and_strides():
 
 def test_non_cpu_device_is_refused_and_released():
     b = make_batch(4, MIXED)
-    q = CtypesTensor(b["q"], K_DL_FLOAT, 32, device_type=2)
-    with pytest.raises(ValueError, match=r"q lives on a CUDA device"):
+    q = CtypesTensor(b["q"], K_DL_FLOAT, 32, device_type=K_DL_ROCM)
+    with pytest.raises(ValueError, match=r"q lives on a ROCm device \(DLPack type 10\)"):
         rpa.attention(q, b["k_cache"], b["v_cache"], b["block_table"], b["seq_lens"],
                       b["query_start_len"])
     assert q.deleted == 1
 
 
 def test_dlpack_device_checked_before_export():
-    class OnGpu(Exporter):
+    class OnRocm(Exporter):
         def __dlpack_device__(self):
-            return (2, 0)
+            return (K_DL_ROCM, 0)
 
     b = make_batch(4, MIXED)
-    with pytest.raises(ValueError, match=r"k_cache lives on a CUDA device \(DLPack type 2\)"):
-        rpa.attention(b["q"], OnGpu(b["k_cache"]), b["v_cache"], b["block_table"],
+    with pytest.raises(ValueError, match=r"k_cache lives on a ROCm device \(DLPack type 10\)"):
+        rpa.attention(b["q"], OnRocm(b["k_cache"]), b["v_cache"], b["block_table"],
                       b["seq_lens"], b["query_start_len"])

@@ -40,6 +40,9 @@ def test_uint16_needs_a_dtype():
     b = make_batch(3, MIXED, dtype="bf16")
     with pytest.raises(ValueError, match=r"q is uint16: pass dtype='bf16' or dtype='f16'"):
         rpa.attention(**b)
+    # f32 is no reading of 16 bits (it once made rpa read past the arrays).
+    with pytest.raises(ValueError, match=r"q is uint16: pass dtype='bf16' or dtype='f16'"):
+        rpa.attention(**b, dtype="f32")
 
 
 def test_dtype_must_agree_with_typed_arrays():

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "core/problem.h"
 #include "rpa/attention.h"
@@ -25,6 +26,13 @@ bool is_device_pointer(const void* data);
 // Checks, before anything reads them, that each tensor lives where the cuda
 // backend expects it; the message names the tensor and where it found it.
 Status check_cuda_placement(const AttentionInputs& inputs, const AttentionOutputs& outputs);
+
+// The host backends' side of the same contract: none of q, K/V, sinks, out
+// and lse may be in device memory (a host backend would crash reading it);
+// the message names the tensor and `backend`. Managed memory is host memory
+// here. Ok without a usable device.
+Status check_host_placement(const AttentionInputs& inputs, const AttentionOutputs& outputs,
+                            std::string_view backend);
 
 // The sizes the cuda backend plans with: prefill tiles of about 64 packed
 // rows (rows x heads_per_kv) and shorter splits than the CPU's, since an H200

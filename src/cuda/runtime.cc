@@ -167,6 +167,23 @@ Status check_cuda_placement(const AttentionInputs& inputs, const AttentionOutput
   return expect_host(inputs.v_scale, "v_scale");
 }
 
+Status check_host_placement(const AttentionInputs& inputs, const AttentionOutputs& outputs,
+                            std::string_view backend) {
+  // Without a usable device no pointer can be device memory (and asking
+  // would fail): nothing to check.
+  if (!cuda_device_status().ok()) return Status::Ok();
+  const std::pair<const TensorView*, const char*> tensors[] = {
+      {&inputs.q, "q"},       {&inputs.k_cache, "k_cache"}, {&inputs.v_cache, "v_cache"},
+      {&inputs.sinks, "sinks"}, {&outputs.out, "out"},      {&outputs.lse, "lse"}};
+  for (const auto& [view, name] : tensors) {
+    if (!view->present() || view->data == nullptr || where_is(view->data) != Where::kDevice) continue;
+    return Status::Invalid(cat(name, ".data is in GPU device memory; backend '", backend,
+                               "' reads and writes host memory: use backend 'cuda' (or 'auto', ",
+                               "which picks it when q is in device memory)"));
+  }
+  return Status::Ok();
+}
+
 PlanConfig cuda_plan_config(const Problem& problem) {
   PlanConfig config;
   // About 64 packed rows per prefill tile: one CTA's Q tile (cuda/prefill.cuh).
