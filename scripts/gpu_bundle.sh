@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Packs what a GPU session runs into .gpu-bundle/ (git-ignored), for the
-# device tool's `carry`: the GPU machine may lack the build's libraries
-# (Highway, OpenBLAS, ...), so the binaries built here travel with the shared
-# libraries they load from outside the CUDA toolkit and libc.
+# Packs what a GPU session runs into .gpu-bundle/bundle.tar.xz (git-ignored),
+# for the device tool's `carry` (64 MiB at most): the GPU machine may lack the
+# build's libraries (Highway, OpenBLAS, ...), so the binaries and the Python
+# module built here travel with the shared libraries they load from outside
+# the CUDA toolkit and libc.
 #   scripts/gpu_bundle.sh [BUILD_DIR]    (default: build, a Release build
 #                                         with the cuda backend)
 # then, on the GPU machine: scripts/gpu_session.sh (docs/cuda.md).
@@ -17,14 +18,24 @@ if [[ -z $(find "$build" -name 'launch.cu.o' -print -quit) ]]; then
   echo "gpu_bundle: $build was configured without the cuda backend" >&2
   exit 1
 fi
-rm -rf "$bundle"
-mkdir -p "$bundle/bin" "$bundle/lib"
-cp "$build/rpa" "$build/tests/rpa_tests" "$bundle/bin/"
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/bin" "$stage/lib" "$stage/python"
+cp "$build/rpa" "$build/tests/rpa_tests" "$stage/bin/"
+binaries=("$build/rpa" "$build/tests/rpa_tests")
+for module in "$build"/python/rpa.cpython-*.so; do
+  [[ -e $module ]] || continue
+  cp "$module" "$stage/python/"
+  binaries+=("$module")
+done
 # Libraries resolved outside the CUDA toolkit, except the C runtime, which
 # the GPU machine has.
-ldd "$build/rpa" "$build/tests/rpa_tests" | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |
+ldd "${binaries[@]}" | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |
   grep -v -e '/cuda' -e '/libc\.so' -e '/libm\.so' -e '/libpthread' -e '/libdl\.so' -e '/librt\.so' \
-          -e '/libstdc++' -e '/libgcc_s' |
-  while read -r lib; do cp -L "$lib" "$bundle/lib/"; done
-du -sh "$bundle"
-ls "$bundle/lib"
+          -e '/libstdc++' -e '/libgcc_s' -e '/libpython' |
+  while read -r lib; do cp -L "$lib" "$stage/lib/"; done
+rm -rf "$bundle"
+mkdir -p "$bundle"
+tar -cJf "$bundle/bundle.tar.xz" -C "$stage" bin lib python
+ls -la "$bundle/bundle.tar.xz"
+tar -tJf "$bundle/bundle.tar.xz" | grep -v '/$'

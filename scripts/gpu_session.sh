@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One call on the GPU machine that checks and measures the cuda backend,
 # from the bundle that scripts/gpu_bundle.sh made and the device tool
-# carried: the cuda tests, a compute-sanitizer memcheck, `rpa bench
-# --backend cuda` and the comparison with torch SDPA. Every step's output
+# carried: the cuda tests, a compute-sanitizer memcheck, the Python module on
+# torch CUDA tensors, `rpa bench --backend cuda` and the comparison with
+# torch SDPA. Every step's output
 # goes to $OUT (the device tool's folder) and a one-line verdict per step to
 # stdout, so a failing step never hides the ones after it.
 #   device run, carry [".gpu-bundle"]:  bash scripts/gpu_session.sh
@@ -10,7 +11,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/rpa-gpu-session}
 mkdir -p "$out"
-bundle=$PWD/.gpu-bundle
+bundle=$(mktemp -d)
+tar -xJf .gpu-bundle/bundle.tar.xz -C "$bundle" || { echo "no .gpu-bundle/bundle.tar.xz: run scripts/gpu_bundle.sh and carry .gpu-bundle"; exit 1; }
 export LD_LIBRARY_PATH=$bundle/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 
@@ -30,6 +32,10 @@ grep -E '^\[  (PASSED|FAILED)  \]|^\[  SKIPPED \] [0-9]+ tests?,|^\[  FAILED  \]
 step memcheck 240 "$sanitizer" --tool memcheck --error-exitcode 9 \
   "$bundle/bin/rpa_tests" --gtest_filter='Cuda.MatchesReference*:Cuda.Fp8*'
 grep -m 3 -E 'ERROR SUMMARY|Invalid' "$out/memcheck.txt"
+if compgen -G "$bundle/python/rpa.cpython-*.so" >/dev/null; then
+  step python 120 env PYTHONPATH="$bundle/python" python3 scripts/gpu_python_check.py
+  cat "$out/python.txt"
+fi
 step bench 300 "$bundle/bin/rpa" bench --backend cuda --json-file "$out/rpa_cuda.json"
 cat "$out/bench.txt"
 if [[ -s $out/rpa_cuda.json ]]; then
