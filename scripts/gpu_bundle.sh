@@ -6,6 +6,9 @@
 # the CUDA toolkit and libc.
 #   scripts/gpu_bundle.sh [BUILD_DIR]    (default: build, a Release build
 #                                         with the cuda backend)
+# The GPU machine's python3 is 3.12 (torch's): with GPU_PYTHON set to a
+# CPython 3.12 here (e.g. pyenv's), the module is built for it in
+# build-gpu-python (its pybind11 is pip-installed into it when missing).
 # then, on the GPU machine: scripts/gpu_session.sh (docs/cuda.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +26,16 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/lib" "$stage/python"
 cp "$build/rpa" "$build/tests/rpa_tests" "$stage/bin/"
 binaries=("$build/rpa" "$build/tests/rpa_tests")
-for module in "$build"/python/rpa.cpython-*.so; do
+if [[ -n ${GPU_PYTHON:-} ]]; then
+  "$GPU_PYTHON" -m pybind11 --cmakedir >/dev/null 2>&1 || "$GPU_PYTHON" -m pip install -q pybind11
+  cmake -S . -B build-gpu-python -G Ninja -DCMAKE_BUILD_TYPE=Release -DRPA_BUILD_TESTS=OFF \
+    -DRPA_PYTHON="$GPU_PYTHON" -Dpybind11_DIR="$("$GPU_PYTHON" -m pybind11 --cmakedir)" >/dev/null
+  cmake --build build-gpu-python --target rpa_python
+  build_python=build-gpu-python
+else
+  build_python=$build
+fi
+for module in "$build_python"/python/rpa.cpython-*.so; do
   [[ -e $module ]] || continue
   cp "$module" "$stage/python/"
   binaries+=("$module")

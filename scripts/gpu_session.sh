@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
-# One call on the GPU machine that checks and measures the cuda backend,
-# from the bundle that scripts/gpu_bundle.sh made and the device tool
-# carried: the cuda tests, a compute-sanitizer memcheck, the Python module on
-# torch CUDA tensors, `rpa bench --backend cuda` and the comparison with
-# torch SDPA. Every step's output
-# goes to $OUT (the device tool's folder) and a one-line verdict per step to
-# stdout, so a failing step never hides the ones after it.
-#   device run, carry [".gpu-bundle"]:  bash scripts/gpu_session.sh
+# The GPU machine's work on the cuda backend, from the bundle that
+# scripts/gpu_bundle.sh made and the device tool carried, in two device calls
+# (one call may run 600 s at most):
+#   bash scripts/gpu_session.sh check     the cuda tests, a compute-sanitizer
+#                                         memcheck, the Python module on torch
+#                                         CUDA tensors (about 9 min at most)
+#   bash scripts/gpu_session.sh measure   rpa bench --backend cuda and the
+#                                         comparison with torch SDPA (same)
+# each with carry [".gpu-bundle"]. Every step's output goes to $OUT (the
+# device tool's folder) and a one-line verdict per step to stdout, so a
+# failing step never hides the ones after it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+phase=${1:-}
+if [[ $phase != check && $phase != measure ]]; then
+  echo "usage: scripts/gpu_session.sh check|measure" >&2
+  exit 2
+fi
 out=${OUT:-/tmp/rpa-gpu-session}
 mkdir -p "$out"
 bundle=$(mktemp -d)
-tar -xJf .gpu-bundle/bundle.tar.xz -C "$bundle" || { echo "no .gpu-bundle/bundle.tar.xz: run scripts/gpu_bundle.sh and carry .gpu-bundle"; exit 1; }
+if ! tar -xJf .gpu-bundle/bundle.tar.xz -C "$bundle"; then
+  echo "no .gpu-bundle/bundle.tar.xz: run scripts/gpu_bundle.sh here and carry .gpu-bundle"
+  exit 1
+fi
 export LD_LIBRARY_PATH=$bundle/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 
 step() {  # step NAME SECONDS COMMAND...: runs it into $out/NAME.txt
   local name=$1 seconds=$2
@@ -27,18 +37,27 @@ step() {  # step NAME SECONDS COMMAND...: runs it into $out/NAME.txt
 
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv >"$out/gpu.txt" 2>&1
 echo "gpu: $(tail -n 1 "$out/gpu.txt")"
-step tests 240 "$bundle/bin/rpa_tests" --gtest_filter='Cuda*:BenchCuda*'
-grep -E '^\[  (PASSED|FAILED)  \]|^\[  SKIPPED \] [0-9]+ tests?,|^\[  FAILED  \] [A-Za-z]' "$out/tests.txt" | sort -u
-step memcheck 240 "$sanitizer" --tool memcheck --error-exitcode 9 \
-  "$bundle/bin/rpa_tests" --gtest_filter='Cuda.MatchesReference*:Cuda.Fp8*'
-grep -m 3 -E 'ERROR SUMMARY|Invalid' "$out/memcheck.txt"
-if compgen -G "$bundle/python/rpa.cpython-*.so" >/dev/null; then
-  step python 120 env PYTHONPATH="$bundle/python" python3 scripts/gpu_python_check.py
-  cat "$out/python.txt"
-fi
-step bench 300 "$bundle/bin/rpa" bench --backend cuda --json-file "$out/rpa_cuda.json"
-cat "$out/bench.txt"
-if [[ -s $out/rpa_cuda.json ]]; then
-  step torch 240 python3 scripts/compare_torch_sdpa.py --from-json "$out/rpa_cuda.json"
-  cat "$out/torch.txt"
+missing=$(ldd "$bundle/bin/rpa" "$bundle/bin/rpa_tests" | grep 'not found' | sort -u)
+[[ -z $missing ]] || echo "libraries not found: $missing"
+
+if [[ $phase == check ]]; then
+  step tests 240 "$bundle/bin/rpa_tests" --gtest_filter='Cuda*:BenchCuda*'
+  grep -E '^\[  (PASSED|FAILED)  \]|^\[  SKIPPED \] [0-9]+ tests?,|^\[  FAILED  \] [A-Za-z]' \
+    "$out/tests.txt" | sort -u
+  # compute-sanitizer refuses the device on some hosts ("Device not supported").
+  sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  step memcheck 200 "$sanitizer" --tool memcheck --error-exitcode 9 \
+    "$bundle/bin/rpa_tests" --gtest_filter='Cuda.MatchesReference*:Cuda.Fp8*'
+  grep -m 3 -E 'ERROR SUMMARY|Invalid|not supported' "$out/memcheck.txt"
+  if compgen -G "$bundle/python/rpa.cpython-*.so" >/dev/null; then
+    step python 90 env PYTHONPATH="$bundle/python" python3 scripts/gpu_python_check.py
+    cat "$out/python.txt"
+  fi
+else
+  step bench 360 "$bundle/bin/rpa" bench --backend cuda --json-file "$out/rpa_cuda.json"
+  cat "$out/bench.txt"
+  if [[ -s $out/rpa_cuda.json ]]; then
+    step torch 180 python3 scripts/compare_torch_sdpa.py --from-json "$out/rpa_cuda.json"
+    cat "$out/torch.txt"
+  fi
 fi

@@ -72,16 +72,17 @@ Outputs run_cuda_plan(const gen::Batch& batch, const PlanConfig& config) {
   return o;
 }
 
-// A generated batch, its outputs (the sentinel) and device copies of both.
+// A generated batch, its outputs (the sentinel) and device copies of both;
+// `uploaded` says whether the copies were made.
 struct OnDevice {
   explicit OnDevice(const gen::BatchSpec& spec)
       : batch(gen::generate(spec)), got(make_outputs(batch)) {
-    const Status s = copy.upload(batch.inputs(), got.views);
-    EXPECT_TRUE(s.ok()) << s.message();
+    uploaded = copy.upload(batch.inputs(), got.views);
   }
   gen::Batch batch;
   Outputs got;
   cuda::DeviceCopy copy;
+  Status uploaded;
 };
 
 // The random spec with the head counts and page sizes the CPU suite leaves
@@ -218,7 +219,8 @@ TEST(Cuda, NothingActiveWritesNothing) {
 
 TEST(Cuda, AutoPicksCudaForDeviceTensors) {
   SKIP_WITHOUT_GPU();
-  auto&& [batch, got, copy] = OnDevice(random_spec(8));
+  auto&& [batch, got, copy, uploaded] = OnDevice(random_spec(8));
+  ASSERT_TRUE(uploaded.ok()) << uploaded.message();
   EXPECT_TRUE(is_device_pointer(copy.inputs().q.data));
   EXPECT_FALSE(is_device_pointer(batch.inputs().q.data));
   const Status s = attention(copy.inputs(), batch.spec.options, copy.outputs(), RunConfig{});
@@ -243,7 +245,8 @@ TEST(Cuda, RunsOnTheCallersStream) {
 
 TEST(Cuda, RejectsTensorsInTheWrongMemoryAndWritesNothing) {
   SKIP_WITHOUT_GPU();
-  auto&& [batch, got, copy] = OnDevice(random_spec(5));
+  auto&& [batch, got, copy, uploaded] = OnDevice(random_spec(5));
+  ASSERT_TRUE(uploaded.ok()) << uploaded.message();
   const RunConfig config{.backend = Backend::kCuda};
 
   AttentionInputs host_q = copy.inputs();
@@ -266,7 +269,8 @@ TEST(Cuda, RejectsTensorsInTheWrongMemoryAndWritesNothing) {
 // A host backend handed device tensors says so instead of reading them.
 TEST(Cuda, HostBackendsRefuseDeviceTensorsAndWriteNothing) {
   SKIP_WITHOUT_GPU();
-  auto&& [batch, got, copy] = OnDevice(random_spec(6));
+  auto&& [batch, got, copy, uploaded] = OnDevice(random_spec(6));
+  ASSERT_TRUE(uploaded.ok()) << uploaded.message();
   for (const Backend backend : {Backend::kCpu, Backend::kSingleLoop, Backend::kReference}) {
     AttentionInputs device_k = batch.inputs();
     device_k.k_cache = copy.inputs().k_cache;
@@ -288,7 +292,8 @@ TEST(Cuda, RejectsMisalignedCacheRowsAndWritesNothing) {
   SKIP_WITHOUT_GPU();
   gen::BatchSpec spec = random_spec(1);
   spec.dtype = spec.out_dtype = DType::kBF16;
-  auto&& [batch, got, copy] = OnDevice(spec);
+  auto&& [batch, got, copy, uploaded] = OnDevice(spec);
+  ASSERT_TRUE(uploaded.ok()) << uploaded.message();
   AttentionInputs shifted = copy.inputs();
   // One bf16 element past a 256-byte aligned allocation: 2-byte aligned rows.
   shifted.k_cache.data = static_cast<uint16_t*>(shifted.k_cache.data) + 1;

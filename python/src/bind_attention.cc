@@ -87,6 +87,18 @@ py::object attention_py(py::object q, py::object k_cache, py::object v_cache,
                         py::object sinks, py::object k_scale, py::object v_scale, bool return_lse,
                         const std::string& backend, int threads, py::object out, py::object lse,
                         std::optional<intptr_t> stream) {
+  if (stream) {
+    // DLPack's stream values: 1 the legacy default stream, 2 the per-thread
+    // one, larger a handle; 0 is ambiguous there, and is what torch reports
+    // for the default stream, so it becomes 1 (the same stream, which
+    // cudaStreamLegacy also names for rpa's launches).
+    if (*stream < 0) {
+      throw py::value_error(cat("stream=", *stream, " is not a CUDA stream: pass a cudaStream_t ",
+                                "as an integer (0 or 1: the legacy default stream, 2: the ",
+                                "per-thread one)"));
+    }
+    if (*stream == 0) stream = 1;
+  }
   Call call(q, k_cache, v_cache, block_table, seq_lens, query_start_len, dtype, scale,
             sliding_window, logit_soft_cap, sinks, k_scale, v_scale, stream);
   RunConfig config;

@@ -75,6 +75,8 @@ def test_stream_without_cuda_tensors_is_refused():
     b = make_batch(3, MIXED)
     with pytest.raises(ValueError, match=r"stream= is a CUDA stream, for calls on CUDA tensors"):
         rpa.attention(**b, stream=1234)
+    with pytest.raises(ValueError, match=r"stream=-1 is not a CUDA stream"):
+        rpa.attention(**b, stream=-1)
 
 
 def on_cuda(array):
@@ -131,6 +133,13 @@ def test_cuda_call_reaches_the_cuda_backend_with_the_stream():
     for tensor in (q, k, v, out):
         assert tensor.streams == [77]  # the DLPack handshake got the caller's stream
         assert tensor.deleted == 1
+    # torch's default stream reads 0, which DLPack forbids: it goes as 1, the
+    # legacy default stream it is.
+    q = on_cuda(b["q"])
+    with pytest.raises(ValueError, match=r"no usable CUDA device|q\.data is in host memory"):
+        rpa.attention(q, b["k_cache"], b["v_cache"], b["block_table"], b["seq_lens"],
+                      b["query_start_len"], out=on_cuda(out_array), stream=0)
+    assert q.streams == [1]
 
 
 def test_host_only_functions_refuse_cuda_tensors():

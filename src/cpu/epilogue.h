@@ -11,12 +11,13 @@ namespace rpa::cpu {
 // Flushes a finished tile whose state is held as packed rows i = r * G + g
 // (r < last.q_rows, g < heads_per_kv): m[i], l[i] and o[i * head_dim, +head_dim).
 // With last.partial == -1 each row is finalized (sink, 1 / l) and written to out
-// and lse; otherwise the rows become the records of partial slot last.partial.
+// and lse; otherwise the rows become the records of the partial rows from
+// last.partial on.
 // `o` is overwritten.
 void flush_tile(const CpuCall& call, const WorkItem& last, const float* m, const float* l,
                 float* o);
 
-// Merges the partial slots of `group` in split order, finalizes each row and
+// Merges the partial rows of `group`'s splits in split order, finalizes each row and
 // writes out and lse. `o` is head_dim floats of scratch.
 void merge_tile(const CpuCall& call, const MergeGroup& group, float* o);
 

@@ -27,10 +27,10 @@ bool is_device_pointer(const void* data);
 // backend expects it; the message names the tensor and where it found it.
 Status check_cuda_placement(const AttentionInputs& inputs, const AttentionOutputs& outputs);
 
-// The host backends' side of the same contract: none of q, K/V, sinks, out
-// and lse may be in device memory (a host backend would crash reading it);
-// the message names the tensor and `backend`. Managed memory is host memory
-// here. Ok without a usable device.
+// The host backends' side of the same contract: no tensor may be in device
+// memory (a host backend would crash reading it); the message names the
+// tensor and `backend`. Managed memory is host memory here. Ok without a
+// usable device.
 Status check_host_placement(const AttentionInputs& inputs, const AttentionOutputs& outputs,
                             std::string_view backend);
 

@@ -19,12 +19,14 @@ using cuda::KernelArgs;
 
 enum class Where { kHost, kDevice, kManaged, kUnknown };
 
-Where where_is(const void* data) {
+// Where `data` lives; `device`, when given, receives the GPU it belongs to.
+Where where_is(const void* data, int* device = nullptr) {
   cudaPointerAttributes attributes{};
   if (cudaPointerGetAttributes(&attributes, data) != cudaSuccess) {
     cudaGetLastError();  // not sticky, but leave no error behind for the next call
     return Where::kUnknown;
   }
+  if (device != nullptr) *device = attributes.device;
   switch (attributes.type) {
     case cudaMemoryTypeDevice:
       return Where::kDevice;
@@ -50,10 +52,22 @@ const char* where_name(Where w) {
 
 Status expect_device(const TensorView& v, const char* name) {
   if (!v.present() || v.data == nullptr) return Status::Ok();
-  const Where w = where_is(v.data);
-  if (w == Where::kDevice || w == Where::kManaged) return Status::Ok();
-  return Status::Invalid(cat(name, ".data is in ", where_name(w), "; the cuda backend reads and writes ",
-                             name, " in device memory (cudaMalloc'ed or managed)"));
+  int device = -1;
+  const Where w = where_is(v.data, &device);
+  if (w != Where::kDevice && w != Where::kManaged) {
+    return Status::Invalid(cat(name, ".data is in ", where_name(w), "; the cuda backend reads and writes ",
+                               name, " in device memory (cudaMalloc'ed or managed)"));
+  }
+  // Kernels run on the current device: memory of another GPU is not theirs
+  // to read (managed memory migrates, so any GPU may hold it).
+  int current = 0;
+  if (w == Where::kDevice && cudaGetDevice(&current) == cudaSuccess && device >= 0 &&
+      device != current) {
+    return Status::Invalid(cat(name, ".data is on GPU ", device, ", but the call runs on the current ",
+                               "device, GPU ", current, ": make GPU ", device,
+                               " current first (cudaSetDevice, torch.cuda.set_device)"));
+  }
+  return Status::Ok();
 }
 
 Status expect_host(const TensorView& v, const char* name) {
@@ -173,8 +187,17 @@ Status check_host_placement(const AttentionInputs& inputs, const AttentionOutput
   // would fail): nothing to check.
   if (!cuda_device_status().ok()) return Status::Ok();
   const std::pair<const TensorView*, const char*> tensors[] = {
-      {&inputs.q, "q"},       {&inputs.k_cache, "k_cache"}, {&inputs.v_cache, "v_cache"},
-      {&inputs.sinks, "sinks"}, {&outputs.out, "out"},      {&outputs.lse, "lse"}};
+      {&inputs.q, "q"},
+      {&inputs.k_cache, "k_cache"},
+      {&inputs.v_cache, "v_cache"},
+      {&inputs.block_table, "block_table"},
+      {&inputs.seq_lens, "seq_lens"},
+      {&inputs.query_start_len, "query_start_len"},
+      {&inputs.sinks, "sinks"},
+      {&inputs.k_scale, "k_scale"},
+      {&inputs.v_scale, "v_scale"},
+      {&outputs.out, "out"},
+      {&outputs.lse, "lse"}};
   for (const auto& [view, name] : tensors) {
     if (!view->present() || view->data == nullptr || where_is(view->data) != Where::kDevice) continue;
     return Status::Invalid(cat(name, ".data is in GPU device memory; backend '", backend,

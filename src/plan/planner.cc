@@ -5,6 +5,7 @@
 #include "plan/planner.h"
 
 #include <algorithm>
+#include <limits>
 #include <string>
 
 #include "plan/heuristics.h"
@@ -82,7 +83,7 @@ class Builder {
       item.kv_head = static_cast<int32_t>(h);
       if (splits > 1) {
         plan_.merges.push_back({item.slot, item.kv_head, item.q_row, item.q_rows,
-                                plan_.num_partial_rows, static_cast<int32_t>(splits)});
+                                static_cast<int32_t>(partial_rows_), static_cast<int32_t>(splits)});
       }
       for (int64_t j = 0; j < splits; ++j) {
         const int64_t split_lo = std::max(lo, (first_split + j) * split);
@@ -96,8 +97,8 @@ class Builder {
           item.flags = (begin == split_lo ? kStartsTile : 0) | (end == split_hi ? kEndsTile : 0);
           item.partial = -1;
           if (end == split_hi && splits > 1) {
-            item.partial = plan_.num_partial_rows;
-            plan_.num_partial_rows += item.q_rows;
+            item.partial = static_cast<int32_t>(partial_rows_);
+            partial_rows_ += item.q_rows;
             plan_.stats.partials += 1;
           }
           items.push_back(item);
@@ -128,9 +129,13 @@ class Builder {
     for (int64_t a = 0; a < q_len; a += tile) add_tile(s, a, std::min(q_len, a + tile), split);
   }
 
+  // Counted in 64 bits, so that a plan past int32 is refused, not wrapped.
+  int64_t partial_rows() const { return partial_rows_; }
+
  private:
   const Problem& problem_;
   Plan& plan_;
+  int64_t partial_rows_ = 0;
 };
 
 }  // namespace
@@ -148,6 +153,14 @@ Status build_plan(const Problem& problem, const PlanConfig& config, Plan* plan) 
   for (int64_t s = 0; s < problem.batch_capacity; ++s) {
     if (problem.active(s)) builder.add_slot(s);
   }
+  if (builder.partial_rows() > std::numeric_limits<int32_t>::max()) {
+    const int64_t rows = builder.partial_rows();
+    *plan = Plan{};
+    return Status::Unsupported("the plan needs " + std::to_string(rows) +
+                               " split-partial rows, more than int32 indexes: raise "
+                               "PlanConfig.split_tokens");
+  }
+  plan->num_partial_rows = static_cast<int32_t>(builder.partial_rows());
 
   PlanStats& stats = plan->stats;
   stats.batch_capacity = problem.batch_capacity;
