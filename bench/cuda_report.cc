@@ -58,12 +58,6 @@ json scenario_json(const CudaScenarioResult& s, const GpuLimits& gpu) {
       {"capacity_invariance", nullptr},
       {"time_1x_ms", nullptr},
       {"rel_diff_vs_cpu_1x", nullptr},
-      {"mixed_ratio", nullptr},
-      {"decode_part_ms", nullptr},
-      {"decode_part_samples", nullptr},
-      {"prefill_part_ms", nullptr},
-      {"prefill_part_samples", nullptr},
-      {"parts_rel_diff_vs_whole", nullptr},
       {"batch", to_json(m.shape)},
   });
   if (s.at_1x) {
@@ -73,7 +67,7 @@ json scenario_json(const CudaScenarioResult& s, const GpuLimits& gpu) {
     j["time_1x_ms"] = ms(one.queued.median());
     j["rel_diff_vs_cpu_1x"] = one.rel_diff_vs_cpu;
   }
-  if (s.parts) put_parts_json(*s.parts, m.queued, &j);
+  put_parts_json(s.parts, m.queued, &j);
   return j;
 }
 

@@ -64,12 +64,6 @@ json scenario_json(const ScenarioResult& s, const Report& report) {
       {"time_1x_ms", nullptr},
       {"capacity_masked_invariance", nullptr},
       {"gather_dense_invariance", nullptr},
-      {"mixed_ratio", nullptr},
-      {"decode_part_ms", nullptr},
-      {"decode_part_samples", nullptr},
-      {"prefill_part_ms", nullptr},
-      {"prefill_part_samples", nullptr},
-      {"parts_rel_diff_vs_whole", nullptr},
   };
   if (!m.probe_limit.empty()) {
     j["adjacent_limit"] = m.probe_limit;
@@ -84,19 +78,26 @@ json scenario_json(const ScenarioResult& s, const Report& report) {
     j["capacity_masked_invariance"] = r.masked_seconds / one.masked_seconds();
     j["gather_dense_invariance"] = r.dense_seconds / one.gather_dense.median();
   }
-  if (s.parts) put_parts_json(*s.parts, m.rpa, &j);
+  put_parts_json(s.parts, m.rpa, &j);
   return j;
 }
 
 }  // namespace
 
-void put_parts_json(const PartTimes& parts, const Timing& whole, nlohmann::json* j) {
-  (*j)["mixed_ratio"] = parts.mixed_ratio(whole);
-  (*j)["decode_part_ms"] = ms(parts.decode.median());
-  (*j)["decode_part_samples"] = parts.decode.samples();
-  (*j)["prefill_part_ms"] = ms(parts.prefill.median());
-  (*j)["prefill_part_samples"] = parts.prefill.samples();
-  (*j)["parts_rel_diff_vs_whole"] = parts.rel_diff_vs_whole;
+void put_parts_json(const std::optional<PartTimes>& parts, const Timing& whole, nlohmann::json* j) {
+  if (!parts) {
+    for (const char* key : {"mixed_ratio", "decode_part_ms", "decode_part_samples", "prefill_part_ms",
+                            "prefill_part_samples", "parts_rel_diff_vs_whole"}) {
+      (*j)[key] = nullptr;
+    }
+    return;
+  }
+  (*j)["mixed_ratio"] = parts->mixed_ratio(whole);
+  (*j)["decode_part_ms"] = ms(parts->decode.median());
+  (*j)["decode_part_samples"] = parts->decode.samples();
+  (*j)["prefill_part_ms"] = ms(parts->prefill.median());
+  (*j)["prefill_part_samples"] = parts->prefill.samples();
+  (*j)["parts_rel_diff_vs_whole"] = parts->rel_diff_vs_whole;
 }
 
 nlohmann::json sweep_json(const Report& report) {

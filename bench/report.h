@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <vector>
 
 #include "bench/machine.h"
@@ -25,8 +26,9 @@ nlohmann::json sweep_json(const Report& report);
 void print_table(const Report& report, std::FILE* out);
 
 // Fills a scenario's mixed-batch keys (mixed_ratio, the parts' times, their
-// difference from the whole) from `parts` timed in turn with `whole`; the
-// cpu and the cuda reports write them alike.
-void put_parts_json(const PartTimes& parts, const Timing& whole, nlohmann::json* j);
+// difference from the whole) from `parts` timed in turn with `whole`, or with
+// null for a scenario without parts; the cpu and the cuda reports write them
+// alike.
+void put_parts_json(const std::optional<PartTimes>& parts, const Timing& whole, nlohmann::json* j);
 
 }  // namespace rpa::bench

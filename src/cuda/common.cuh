@@ -203,6 +203,54 @@ __device__ __forceinline__ float rescale_factor(float from, float to) {
   return from == neg_inf() ? 0.0f : expf(from - to);
 }
 
+// A key's score as the softmax takes it: soft-capped when the row sees the
+// key, -inf when it does not.
+__device__ __forceinline__ float masked_score(const KernelArgs& a, bool seen, float score) {
+  return seen ? soft_cap(score, a.logit_soft_cap) : neg_inf();
+}
+
+// The weight exp(x - m) of a score under the running max m; 0 while m is
+// still -inf (every key so far masked).
+__device__ __forceinline__ float softmax_weight(float x, float m) {
+  return m == neg_inf() ? 0.0f : expf(x - m);
+}
+
+// A prefill CTA's share of the plan: chain blockIdx.x of the prefill list
+// (items [first, end), `head` its first item) and packed rows [row0, row0 +
+// rows) of its tile of packed_rows = q_rows x heads_per_kv.
+struct ChainTile {
+  int first, end;
+  WorkItem head;
+  int packed_rows;
+  int row0;
+};
+
+__device__ __forceinline__ ChainTile chain_tile(const KernelArgs& a, int rows) {
+  ChainTile t;
+  t.first = a.prefill_chains[blockIdx.x];
+  t.end = a.prefill_chains[blockIdx.x + 1];
+  t.head = a.prefill_items[t.first];
+  t.packed_rows = t.head.q_rows * a.heads_per_kv;
+  t.row0 = blockIdx.y * rows;
+  return t;
+}
+
+// Packed row `packed` of a tile: query row r, head g, at absolute position
+// pos; live when the tile has it.
+struct PackedRow {
+  bool live;
+  int r, g, pos;
+};
+
+__device__ __forceinline__ PackedRow packed_row(const KernelArgs& a, const ChainTile& t, int packed) {
+  PackedRow row;
+  row.live = packed < t.packed_rows;
+  row.r = packed / a.heads_per_kv;
+  row.g = packed % a.heads_per_kv;
+  row.pos = t.head.q_pos + row.r;
+  return row;
+}
+
 __device__ __forceinline__ float warp_max(float x) {
 #pragma unroll
   for (int off = 16; off > 0; off /= 2) x = fmaxf(x, __shfl_xor_sync(kFullMask, x, off));

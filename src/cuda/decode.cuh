@@ -90,7 +90,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(const KernelA
         if (lane % L == 0) {
 #pragma unroll
           for (int g = 0; g < GM; ++g)
-            s_p[warp][g][kk] = live ? soft_cap(dot[g], a.logit_soft_cap) : neg_inf();
+            s_p[warp][g][kk] = masked_score(a, live, dot[g]);
         }
       }
       __syncwarp();
@@ -101,7 +101,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(const KernelA
         const float x = s_p[warp][g][lane];
         const float m_new = fmaxf(m[g], warp_max(x));
         const float alpha = rescale_factor(m[g], m_new);
-        const float p = m_new == neg_inf() ? 0.0f : expf(x - m_new);
+        const float p = softmax_weight(x, m_new);
         l[g] = l[g] * alpha + warp_sum(p);
         m[g] = m_new;
         s_p[warp][g][lane] = p;

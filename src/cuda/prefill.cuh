@@ -41,32 +41,23 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_kernel(const KernelAr
   float* s_s = v_s + kPrefillKeys * dim;
   float* p_s = s_s + kPrefillRows * kScoreStride;
 
-  const int first = a.prefill_chains[blockIdx.x];
-  const int end = a.prefill_chains[blockIdx.x + 1];
-  const WorkItem head_item = a.prefill_items[first];
-  const int heads = a.heads_per_kv;
-  const int packed_rows = head_item.q_rows * heads;
-  const int row0 = blockIdx.y * kPrefillRows;
-  if (row0 >= packed_rows) return;  // the whole CTA: this tile has fewer rows
-  const int h = head_item.kv_head;
+  const ChainTile tile = chain_tile(a, kPrefillRows);
+  if (tile.row0 >= tile.packed_rows) return;  // the whole CTA: this tile has fewer rows
+  const int h = tile.head.kv_head;
 
   const int warp = threadIdx.x / 32;
   const int i = (warp % 2) * 32 + threadIdx.x % 32;
   const int part = warp / 2;
-  const int packed = row0 + i;
-  const bool row_live = packed < packed_rows;
-  const int r = packed / heads;
-  const int g = packed % heads;
-  const int pos = head_item.q_pos + r;
+  const PackedRow row = packed_row(a, tile, tile.row0 + i);
   const int quarter = dim / 4;
   const int d_begin = part * quarter;
 
-  stage_q(a, head_item, row0, kPrefillRows, q_factor(a, h), q_s, row_stride);
+  stage_q(a, tile.head, tile.row0, kPrefillRows, q_factor(a, h), q_s, row_stride);
   for (int j = 0; j < quarter; ++j) o_s[i * row_stride + d_begin + j] = 0.0f;
   float m = neg_inf(), l = 0.0f;
   __syncthreads();
 
-  for (int it = first; it < end; ++it) {
+  for (int it = tile.first; it < tile.end; ++it) {
     const WorkItem item = a.prefill_items[it];
     for (int kb = item.kv_begin; kb < item.kv_end; kb += kPrefillKeys) {
       const int n = min(kPrefillKeys, item.kv_end - kb);
@@ -89,8 +80,8 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_kernel(const KernelAr
       for (int j = 0; j < 8; ++j) {
         const int kk = part * 8 + j;
         const int key = kb + kk;
-        const bool seen = row_live && kk < n && row_sees(a, pos, key);
-        s_s[i * kScoreStride + kk] = seen ? soft_cap(s[j], a.logit_soft_cap) : neg_inf();
+        const bool seen = row.live && kk < n && row_sees(a, row.pos, key);
+        s_s[i * kScoreStride + kk] = masked_score(a, seen, s[j]);
       }
       __syncthreads();
 
@@ -102,7 +93,7 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_kernel(const KernelAr
       float sum = 0.0f;
       for (int kk = 0; kk < kPrefillKeys; ++kk) {
         const float x = s_s[i * kScoreStride + kk];
-        const float p = m_new == neg_inf() ? 0.0f : expf(x - m_new);
+        const float p = softmax_weight(x, m_new);
         sum += p;
         if (kk / 8 == part) p_s[i * kScoreStride + kk] = p;
       }
@@ -121,12 +112,12 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_kernel(const KernelAr
     }
   }
 
-  if (!row_live) return;
-  const WorkItem last = a.prefill_items[end - 1];
+  if (!row.live) return;
+  const WorkItem last = a.prefill_items[tile.end - 1];
   const float o_factor = v_factor(a, h);
   for (int j = 0; j < quarter; ++j) {
     const int d = d_begin + j;
-    flush_element(a, last, r, g, d, m, l, o_s[i * row_stride + d] * o_factor);
+    flush_element(a, last, row.r, row.g, d, m, l, o_s[i * row_stride + d] * o_factor);
   }
 }
 

@@ -53,34 +53,25 @@ __global__ void __launch_bounds__(kMmaThreads) prefill_mma_kernel(const KernelAr
   C* p_s = reinterpret_cast<C*>(smem + lay.p);
   float* o_s = reinterpret_cast<float*>(smem + lay.o);
 
-  const int first = a.prefill_chains[blockIdx.x];
-  const int end = a.prefill_chains[blockIdx.x + 1];
-  const WorkItem head_item = a.prefill_items[first];
-  const int heads = a.heads_per_kv;
-  const int packed_rows = head_item.q_rows * heads;
-  const int row0 = blockIdx.y * kMmaRows;
-  if (row0 >= packed_rows) return;  // the whole CTA: this tile has fewer rows
-  const int h = head_item.kv_head;
+  const ChainTile tile = chain_tile(a, kMmaRows);
+  if (tile.row0 >= tile.packed_rows) return;  // the whole CTA: this tile has fewer rows
+  const int h = tile.head.kv_head;
   const int warp = threadIdx.x / 32;
 
   // The softmax step's thread: row i, keys [32 half, 32 half + 32), and the
   // same half of O's columns for the rescale and the flush.
   const int i = threadIdx.x / 2;
   const int half = threadIdx.x % 2;
-  const int packed = row0 + i;
-  const bool row_live = packed < packed_rows;
-  const int r = packed / heads;
-  const int g = packed % heads;
-  const int pos = head_item.q_pos + r;
+  const PackedRow row = packed_row(a, tile, tile.row0 + i);
   const int d_half = dim / 2;
 
-  stage_q(a, head_item, row0, kMmaRows, 1.0f, q_s, lay.ld_qkv);
+  stage_q(a, tile.head, tile.row0, kMmaRows, 1.0f, q_s, lay.ld_qkv);
   for (int d = half * d_half; d < (half + 1) * d_half; ++d) o_s[i * lay.ld_o + d] = 0.0f;
   const float scale = q_factor(a, h);  // applied to S in f32: q is staged exact
   float m = neg_inf(), l = 0.0f;
   __syncthreads();
 
-  for (int it = first; it < end; ++it) {
+  for (int it = tile.first; it < tile.end; ++it) {
     const WorkItem item = a.prefill_items[it];
     for (int kb = item.kv_begin; kb < item.kv_end; kb += kMmaKeys) {
       const int n = min(kMmaKeys, item.kv_end - kb);
@@ -119,8 +110,8 @@ __global__ void __launch_bounds__(kMmaThreads) prefill_mma_kernel(const KernelAr
       for (int j = 0; j < kMmaKeys / 2; ++j) {
         const int kk = half * (kMmaKeys / 2) + j;
         const int key = kb + kk;
-        const bool seen = row_live && kk < n && row_sees(a, pos, key);
-        x[j] = seen ? soft_cap(s_s[i * lay.ld_s + kk] * scale, a.logit_soft_cap) : neg_inf();
+        const bool seen = row.live && kk < n && row_sees(a, row.pos, key);
+        x[j] = masked_score(a, seen, s_s[i * lay.ld_s + kk] * scale);
         block_max = fmaxf(block_max, x[j]);
       }
       block_max = fmaxf(block_max, __shfl_xor_sync(kFullMask, block_max, 1));
@@ -129,7 +120,7 @@ __global__ void __launch_bounds__(kMmaThreads) prefill_mma_kernel(const KernelAr
       float sum = 0.0f;
 #pragma unroll
       for (int j = 0; j < kMmaKeys / 2; ++j) {
-        const float p = m_new == neg_inf() ? 0.0f : expf(x[j] - m_new);
+        const float p = softmax_weight(x[j], m_new);
         sum += p;
         p_s[i * lay.ld_p + half * (kMmaKeys / 2) + j] = stage_value<C>(p);
       }
@@ -158,11 +149,11 @@ __global__ void __launch_bounds__(kMmaThreads) prefill_mma_kernel(const KernelAr
     }
   }
 
-  if (!row_live) return;
-  const WorkItem last = a.prefill_items[end - 1];
+  if (!row.live) return;
+  const WorkItem last = a.prefill_items[tile.end - 1];
   const float o_factor = v_factor(a, h);
   for (int d = half * d_half; d < (half + 1) * d_half; ++d) {
-    flush_element(a, last, r, g, d, m, l, o_s[i * lay.ld_o + d] * o_factor);
+    flush_element(a, last, row.r, row.g, d, m, l, o_s[i * lay.ld_o + d] * o_factor);
   }
 }
 

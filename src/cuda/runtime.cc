@@ -3,6 +3,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <string>
 
@@ -166,19 +167,38 @@ bool is_device_pointer(const void* data) {
   return w == Where::kDevice || w == Where::kManaged;
 }
 
+namespace {
+
+// Every tensor of a call, and whether the cuda backend wants it in device
+// memory (the data) or in host memory (metadata and fp8 scales).
+struct Placed {
+  const TensorView* view;
+  const char* name;
+  bool on_device;
+};
+
+std::array<Placed, 11> placements(const AttentionInputs& inputs, const AttentionOutputs& outputs) {
+  return {{{&inputs.q, "q", true},
+           {&inputs.k_cache, "k_cache", true},
+           {&inputs.v_cache, "v_cache", true},
+           {&inputs.sinks, "sinks", true},
+           {&outputs.out, "out", true},
+           {&outputs.lse, "lse", true},
+           {&inputs.block_table, "block_table", false},
+           {&inputs.seq_lens, "seq_lens", false},
+           {&inputs.query_start_len, "query_start_len", false},
+           {&inputs.k_scale, "k_scale", false},
+           {&inputs.v_scale, "v_scale", false}}};
+}
+
+}  // namespace
+
 Status check_cuda_placement(const AttentionInputs& inputs, const AttentionOutputs& outputs) {
   RPA_RETURN_IF_ERROR(cuda_device_status());
-  RPA_RETURN_IF_ERROR(expect_device(inputs.q, "q"));
-  RPA_RETURN_IF_ERROR(expect_device(inputs.k_cache, "k_cache"));
-  RPA_RETURN_IF_ERROR(expect_device(inputs.v_cache, "v_cache"));
-  RPA_RETURN_IF_ERROR(expect_device(inputs.sinks, "sinks"));
-  RPA_RETURN_IF_ERROR(expect_device(outputs.out, "out"));
-  RPA_RETURN_IF_ERROR(expect_device(outputs.lse, "lse"));
-  RPA_RETURN_IF_ERROR(expect_host(inputs.block_table, "block_table"));
-  RPA_RETURN_IF_ERROR(expect_host(inputs.seq_lens, "seq_lens"));
-  RPA_RETURN_IF_ERROR(expect_host(inputs.query_start_len, "query_start_len"));
-  RPA_RETURN_IF_ERROR(expect_host(inputs.k_scale, "k_scale"));
-  return expect_host(inputs.v_scale, "v_scale");
+  for (const Placed& t : placements(inputs, outputs)) {
+    RPA_RETURN_IF_ERROR(t.on_device ? expect_device(*t.view, t.name) : expect_host(*t.view, t.name));
+  }
+  return Status::Ok();
 }
 
 Status check_host_placement(const AttentionInputs& inputs, const AttentionOutputs& outputs,
@@ -186,21 +206,10 @@ Status check_host_placement(const AttentionInputs& inputs, const AttentionOutput
   // Without a usable device no pointer can be device memory (and asking
   // would fail): nothing to check.
   if (!cuda_device_status().ok()) return Status::Ok();
-  const std::pair<const TensorView*, const char*> tensors[] = {
-      {&inputs.q, "q"},
-      {&inputs.k_cache, "k_cache"},
-      {&inputs.v_cache, "v_cache"},
-      {&inputs.block_table, "block_table"},
-      {&inputs.seq_lens, "seq_lens"},
-      {&inputs.query_start_len, "query_start_len"},
-      {&inputs.sinks, "sinks"},
-      {&inputs.k_scale, "k_scale"},
-      {&inputs.v_scale, "v_scale"},
-      {&outputs.out, "out"},
-      {&outputs.lse, "lse"}};
-  for (const auto& [view, name] : tensors) {
-    if (!view->present() || view->data == nullptr || where_is(view->data) != Where::kDevice) continue;
-    return Status::Invalid(cat(name, ".data is in GPU device memory; backend '", backend,
+  for (const Placed& t : placements(inputs, outputs)) {
+    const TensorView& view = *t.view;
+    if (!view.present() || view.data == nullptr || where_is(view.data) != Where::kDevice) continue;
+    return Status::Invalid(cat(t.name, ".data is in GPU device memory; backend '", backend,
                                "' reads and writes host memory: use backend 'cuda' (or 'auto', ",
                                "which picks it when q is in device memory)"));
   }
