@@ -561,9 +561,10 @@ const Breakage kShapeBreakages[] = {
      kUnsupported,
      {"q.shape[3] = 72 (head_dim) is not supported; supported: 64, 80, 96, 128, 256"}},
     {"PageSize",
-     [](Call& c) { c.inputs.k_cache.shape[1] = 4; },
+     [](Call& c) { c.inputs.k_cache.shape[1] = 12; },
      kUnsupported,
-     {"k_cache.shape[1] = 4 (page_size) is not supported; supported: 8, 16, 32, 64, 128"}},
+     {"k_cache.shape[1] = 12 (page_size) is not supported; supported: 1, 2, 4, 8, 16, 32, 64, "
+      "128"}},
     // Strides.
     {"QLastStride",
      [](Call& c) { c.inputs.q.strides[3] = 2; },

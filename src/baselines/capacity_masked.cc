@@ -60,15 +60,14 @@ HWY_INLINE float Dot(DF df, const float* HWY_RESTRICT q, const T* HWY_RESTRICT k
 
 // Per-thread buffers for one (slot, kv_head): the GQA group's f32 query rows and
 // accumulators [heads_per_kv][head_dim], and its page of scores/probabilities
-// [heads_per_kv][padded page_size], the padding lanes held at -inf.
+// [heads_per_kv][padded page_size]. A page shorter than a vector leaves padding
+// lanes, which each page sets to -inf before its softmax (SlotHead).
 struct Scratch {
   Scratch(int64_t heads_per_kv, int64_t head_dim, int64_t padded_page)
       : q(hwy::AllocateAligned<float>(heads_per_kv * head_dim)),
         o(hwy::AllocateAligned<float>(heads_per_kv * head_dim)),
         score(hwy::AllocateAligned<float>(heads_per_kv * padded_page)),
-        state(heads_per_kv) {
-    std::fill_n(score.get(), heads_per_kv * padded_page, kNegInf);
-  }
+        state(heads_per_kv) {}
   hwy::AlignedFreeUniquePtr<float[]> q, o, score;
   std::vector<RowState> state;
 };
@@ -152,6 +151,12 @@ void SlotHead(const Problem& pr, const Operands& op, int64_t s, int64_t h, Scrat
                                           pr.logit_soft_cap);
           scratch.score[g * padded_page + j] = visible ? x : kNegInf;
         }
+      }
+      // SoftmaxPage turned the previous page's padding lanes into p = 0; as
+      // scores they must be -inf again, or they would join the max and the sum.
+      for (int64_t g = 0; g < heads; ++g) {
+        std::fill(scratch.score.get() + g * padded_page + page_size,
+                  scratch.score.get() + (g + 1) * padded_page, kNegInf);
       }
       SoftmaxPage(df, heads, dim, padded_page, scratch);
       // o += p · v. Invisible V rows are zeroed by a select as well: their p is
