@@ -2,7 +2,7 @@
 // against the whole (docs/benchmarks.md, "mixed"). A part is the same batch
 // (same q, pool, pages and block table) with the slots of the other kind made
 // inactive by a seq_len of 0, which the contract allows whatever a slot's q_len
-// (DESIGN §1): rows stay where they are, so a part's output rows can be compared
+// (docs/contract.md §1): rows stay where they are, so a part's output rows can be compared
 // with the whole batch's row for row, and the part's call costs only its slots.
 #pragma once
 

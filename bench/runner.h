@@ -64,7 +64,7 @@ struct PartTimes {
   Timing decode;
   Timing prefill;
   // max |parts − whole| / max |whole| over the live rows: each part's rows must
-  // come out as in the whole batch (DESIGN §5: bitwise, so 0).
+  // come out as in the whole batch (docs/contract.md §5: bitwise, so 0).
   double rel_diff_vs_whole = 0.0;
 
   // The whole batch's time over the parts' times: 1.0 = running decode and

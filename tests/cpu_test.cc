@@ -28,7 +28,7 @@ namespace {
 
 // The CPU path differs from the reference only by f32 rounding and its exp;
 // bf16/f16 outputs add one rounding of the output itself, so the bound is one
-// output ulp at max |out| plus f32 noise: well inside DESIGN §5.
+// output ulp at max |out| plus f32 noise: well inside docs/contract.md §5.
 double tolerance(const gen::BatchSpec& spec) {
   if (spec.out_dtype == DType::kBF16) return 8e-3;
   if (spec.out_dtype == DType::kF16) return 1e-3;
@@ -94,7 +94,7 @@ TEST(Cpu, DecodeWindowsSkipWholeItems) {
 // Logits spread over a range of about a hundred: most probabilities are far
 // below the block's maximum, down to where the decode softmax's exp clamps.
 // The f32 rounding of a logit grows with its size (about 1e-5 at 100), so f32
-// outputs are held to DESIGN §5's bound here rather than tolerance()'s.
+// outputs are held to docs/contract.md §5's bound here rather than tolerance()'s.
 TEST(Cpu, DecodeWithWideLogits) {
   for (uint64_t seed = 220; seed < 232; ++seed) {
     gen::BatchSpec spec = decode_only(random_spec(seed), 700);

@@ -33,9 +33,9 @@ namespace {
   } while (0)
 
 // f32 q runs in f32 throughout: summation order and expf differ from the
-// CPU's, so 1e-5 (DESIGN §5 allows 2e-5). bf16/f16 prefill multiplies on
+// CPU's, so 1e-5 (docs/contract.md §5 allows 2e-5). bf16/f16 prefill multiplies on
 // tensor cores with P rounded to q's dtype (2^-9 / 2^-12 per weight), plus
-// one rounding of a 16-bit output: within DESIGN's 2e-2 / 5e-3.
+// one rounding of a 16-bit output: within docs/contract.md §5's 2e-2 / 5e-3.
 double tolerance(const gen::BatchSpec& spec) {
   if (spec.dtype == DType::kBF16) return 8e-3;
   if (spec.dtype == DType::kF16) return 2e-3;

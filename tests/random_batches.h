@@ -85,7 +85,7 @@ inline gen::BatchSpec random_spec(uint64_t seed) {
 
 // Slot s of `batch` run by `run(inputs, outputs)` as a batch of its own, at
 // slot 0 of capacity 1, with the same caches: its out rows must be bitwise
-// those it got inside the batch (DESIGN §5).
+// those it got inside the batch (docs/contract.md §5).
 template <typename Run>
 void expect_alone_equals_in_batch(const gen::Batch& batch, int32_t s, const Outputs& in_batch,
                                   const Run& run) {

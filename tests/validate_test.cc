@@ -1,4 +1,4 @@
-// The contract checks of DESIGN §3. Every case starts from one small valid
+// The contract checks of docs/contract.md §3. Every case starts from one small valid
 // call built by hand, breaks one thing, and expects rpa::attention to name the
 // tensor, the index and the value, and to leave out and lse byte-for-byte
 // untouched. Valid calls are checked through describe() and check_metadata()
@@ -269,7 +269,7 @@ TEST(Validate, LiveRangeEndsAtTheLastPartialPage) {
   EXPECT_THAT(status.message(), HasSubstr("block_table[0, 2] = -1"));
 }
 
-// A slot whose seq_len is 0 is inactive whatever its q_len (DESIGN §1): its
+// A slot whose seq_len is 0 is inactive whatever its q_len (docs/contract.md §1): its
 // query rows are not attended and its block_table row is not read.
 TEST(Validate, SlotWithNoKeysIsInactiveEvenWithQueryRows) {
   Call call;

@@ -1,4 +1,4 @@
-// The ragged paged attention entry point (DESIGN §1-§3).
+// The ragged paged attention entry point (docs/contract.md §1-§3).
 //
 //   q            [num_tokens, num_kv_heads, heads_per_kv, head_dim]   f32 | bf16 | f16
 //   k_cache      [num_pages, page_size, num_kv_heads, head_dim]       dtype of q, or fp8_e4m3

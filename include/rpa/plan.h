@@ -1,4 +1,4 @@
-// The plan: a ragged batch as one flat list of work items (DESIGN §4).
+// The plan: a ragged batch as one flat list of work items (docs/contract.md §4).
 //
 // An item is one (slot, kv_head, Q tile, K/V chunk). Items that share one
 // online-softmax state form a chain: the first item of a chain starts the tile

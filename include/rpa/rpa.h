@@ -1,6 +1,6 @@
 /* rpa C API: ragged paged attention for FFI callers (C, Zig, Rust, ctypes).
  *
- * The contract is the C++ one (include/rpa/attention.h, DESIGN §1-§3); this
+ * The contract is the C++ one (include/rpa/attention.h, docs/contract.md §1-§3); this
  * header only restates it in C types. Every function returns an rpa_status;
  * on failure the message of the last failed call on the calling thread is
  * available from rpa_last_error_message(), and nothing was written to any

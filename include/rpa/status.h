@@ -9,7 +9,7 @@ namespace rpa {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument = 1,  // the inputs break the contract (DESIGN §3)
+  kInvalidArgument = 1,  // the inputs break the contract (docs/contract.md §3)
   kUnsupported = 2,      // valid contract, but no kernel for this combination
   kInternal = 3,         // a bug or a failed resource (allocation, device)
 };

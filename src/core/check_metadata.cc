@@ -1,4 +1,4 @@
-// check_metadata(): the value half of the contract checks (DESIGN §3). It reads
+// check_metadata(): the value half of the contract checks (docs/contract.md §3). It reads
 // query_start_len and seq_lens once per slot and block_table only at the live
 // pages of active slots, so it costs O(batch_capacity + live pages): entries
 // past a slot's live pages and the rows of inactive slots may hold garbage and
@@ -53,7 +53,7 @@ Status check_metadata(const Problem& p) {
   for (int64_t s = 0; s < p.batch_capacity; ++s) {
     const int64_t seq_len = p.seq_lens[s];
     if (seq_len < 0) return Status::Invalid(cat("seq_lens[", s, "] = ", seq_len, " is negative"));
-    // A slot with seq_len 0 is inactive whatever its q_len (DESIGN §1): a scheduler
+    // A slot with seq_len 0 is inactive whatever its q_len (docs/contract.md §1): a scheduler
     // may leave query rows assigned to a slot it has emptied. Its rows are not
     // written, so there is nothing to check against.
     if (seq_len == 0) continue;

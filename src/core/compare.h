@@ -1,5 +1,5 @@
 // Comparing an output against the reference, as tests, `rpa demo` and
-// `rpa verify` do, with the tolerances of DESIGN §5.
+// `rpa verify` do, with the tolerances of docs/contract.md §5.
 #pragma once
 
 #include <algorithm>

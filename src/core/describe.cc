@@ -1,4 +1,4 @@
-// describe(): the O(1) half of the contract checks (DESIGN §3). It reads views,
+// describe(): the O(1) half of the contract checks (docs/contract.md §3). It reads views,
 // dtypes and options, never a metadata value (only the fp8 scales, one per kv
 // head at most), and turns a valid call into the Problem that planners and
 // backends read.

@@ -1,4 +1,4 @@
-// Checks of one tensor view on its own (DESIGN §3): rank, extents, strides,
+// Checks of one tensor view on its own (docs/contract.md §3): rank, extents, strides,
 // byte size and data pointer, and the bytes it spans for the aliasing checks.
 // Every failure names the tensor, the index and the value.
 #pragma once

@@ -1,5 +1,5 @@
 // Device helpers shared by the kernels: element loads and stores by dtype, the
-// logit transform, warp reductions and the end of a row (DESIGN §5: the same
+// logit transform, warp reductions and the end of a row (docs/contract.md §5: the same
 // online-softmax state as core/online_softmax.h, m = -inf when empty).
 #pragma once
 
@@ -144,7 +144,7 @@ __device__ __forceinline__ float v_factor(const KernelArgs& a, int h) {
 }
 
 // Whether the query row at absolute position `pos` sees key `key`: the
-// causal bound and the sliding window (DESIGN §1).
+// causal bound and the sliding window (docs/contract.md §1).
 __device__ __forceinline__ bool row_sees(const KernelArgs& a, int pos, int key) {
   return key <= pos && (a.sliding_window == 0 || key > pos - a.sliding_window);
 }

@@ -1,4 +1,4 @@
-// The CUDA backend: the plan's items on an NVIDIA GPU (DESIGN §4). The plan is
+// The CUDA backend: the plan's items on an NVIDIA GPU (docs/contract.md §4). The plan is
 // built on the host and uploaded with one copy per call; decode chains, prefill
 // chains and the merge of split partials are one kernel each.
 //

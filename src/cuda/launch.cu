@@ -93,7 +93,7 @@ cudaError_t launch_prefill(const KernelArgs& a, cudaStream_t stream) {
     case DType::kF16:
       return fp8 ? prefill_with_mma<__nv_fp8_e4m3, __half>(a, stream)
                  : prefill_with_mma<__half, __half>(a, stream);
-    default:  // f32 q keeps f32 arithmetic (DESIGN §5: 2e-5)
+    default:  // f32 q keeps f32 arithmetic (docs/contract.md §5: 2e-5)
       return fp8 ? prefill_simt<__nv_fp8_e4m3>(a, stream) : prefill_simt<float>(a, stream);
   }
 }

@@ -10,7 +10,7 @@
 // edge, the block's tail) are one comparison per score.
 //
 // f32 arithmetic throughout: the path for f32 q (with f32 or fp8 caches),
-// which DESIGN §5 holds to 2e-5; bf16 and f16 q take prefill_mma.cuh.
+// which docs/contract.md §5 holds to 2e-5; bf16 and f16 q take prefill_mma.cuh.
 #pragma once
 
 #include "cuda/common.cuh"

@@ -236,7 +236,7 @@ Status run_cuda(const Problem& problem, const Plan& plan, const AttentionInputs&
 
   KernelArgs args = describe_args(problem, inputs, outputs);
   // Everything that can refuse the call is asked before the first launch, so
-  // an error leaves out untouched (DESIGN §3).
+  // an error leaves out untouched (docs/contract.md §3).
   if (!plan.prefill_items.empty()) {
     int device = 0, optin = 0;
     RPA_RETURN_IF_CUDA_ERROR(cudaGetDevice(&device), "asking for the current device");

@@ -1,5 +1,5 @@
 // The one seeded generator of ragged batches shared by tests, the CLI and the
-// benchmarks (DESIGN §6). A Batch owns every buffer; `inputs()` views them.
+// benchmarks (docs/contract.md §6). A Batch owns every buffer; `inputs()` views them.
 //
 // What it makes, on purpose: active slots scattered among inactive ones, a mix
 // of decode rows, chunked-prefill rows (q_len > 1 on top of context) and fresh

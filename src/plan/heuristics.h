@@ -1,6 +1,6 @@
 // Tile and chunk sizes: pure functions, each number with its reason. Every
 // size depends only on the call's shapes (never on the batch's contents), so a
-// sequence is cut the same way whatever else is in the batch (DESIGN §5).
+// sequence is cut the same way whatever else is in the batch (docs/contract.md §5).
 #pragma once
 
 #include <algorithm>

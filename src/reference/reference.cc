@@ -1,5 +1,5 @@
 // The reference backend: for each live query row and head, the exact softmax
-// over the keys that row sees, computed in double straight from DESIGN §1-2.
+// over the keys that row sees, computed in double straight from docs/contract.md §1-§2.
 // It shares nothing with the fast paths (no plan, no online softmax), so that an
 // error in those cannot hide by being repeated here.
 //

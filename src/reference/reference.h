@@ -1,5 +1,5 @@
 // The reference backend: the oracle every other backend is tested against.
-// Plain loops with double accumulation, written straight from DESIGN §1-2 and
+// Plain loops with double accumulation, written straight from docs/contract.md §1-§2 and
 // independent of the plan and of every fast path.
 #pragma once
 

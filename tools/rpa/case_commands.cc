@@ -130,7 +130,7 @@ Status verify_case(const VerifyFlags& flags, bool* pass) {
       got.views.out, want.views.out, reinterpret_cast<const int32_t*>(c.seq_lens.bytes.data()),
       reinterpret_cast<const int32_t*>(c.query_start_len.bytes.data()), c.seq_lens.numel());
   const Comparison lse = compare_lse(c, got.lse, want.lse);
-  // out is held to DESIGN §5; lse (a log, so compared absolutely) to the same
+  // out is held to docs/contract.md §5; lse (a log, so compared absolutely) to the same
   // tolerance scaled by max(1, max |lse|).
   const double tolerance = tolerance_for(c.q.dtype);
   const double lse_limit = tolerance * std::max(1.0, lse.max_abs_reference);
