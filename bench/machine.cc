@@ -16,6 +16,7 @@
 
 #include "bench/machine_kernels.h"
 #include "bench/timing.h"
+#include "cpu/cpu_features.h"
 #include "hwy/aligned_allocator.h"
 #include "rpa/dtype.h"
 
@@ -28,12 +29,17 @@ constexpr size_t kReadBytes = size_t{1} << 30;
 constexpr int kReadPasses = 3;
 constexpr int64_t kFmaIters = 10'000'000;  // ~25 ms per thread at 2.5 GHz
 constexpr size_t kBf16Elements = 2048;     // 4 KiB per operand: L1-resident
-constexpr int64_t kBf16Passes = 100'000;   // ~15 ms per thread at 30 GFLOP/s
+// One unit of the bf16 limit lasts ~1.5 ms per thread: 41 MFLOP widening at
+// ~30 GFLOP/s (AVX2), 307 MFLOP of vdpbf16ps at ~200, 5.2 GFLOP of AMX tile
+// products at ~3500; the limit runs 10 units.
+constexpr int64_t kBf16WideningPasses = 10'000;
+constexpr int64_t kBf16ChainIters = 200'000;
+constexpr int64_t kBf16AmxIters = 80'000;
+constexpr int64_t kBf16Units = 10;
 constexpr int kTimedPasses = 3;
 // One unit of each probe (probe_for runs as many as match the workload).
 constexpr size_t kProbeReadBytes = size_t{1} << 28;  // ~9 ms at 30 GB/s, 8x the LLC
 constexpr int64_t kProbeFmaIters = 1'000'000;        // ~2.5 ms per thread at 2.5 GHz
-constexpr int64_t kProbeBf16Passes = 10'000;
 constexpr int64_t kMaxProbeUnits = 400;
 constexpr int kSgemmPasses = 2;  // ~0.15 s each at 120 GFLOP/s
 
@@ -104,20 +110,36 @@ double parallel_gflops(int threads, const Kernel& kernel) {
   return best;
 }
 
-// The operands of the bf16 dot-product limit: L1-resident, values that
-// neither overflow nor vanish over the passes.
-struct Bf16Operands {
-  std::vector<uint16_t> a, b;
-  Bf16Operands() : a(kBf16Elements), b(kBf16Elements) {
+// The bf16 limit is the fastest way this CPU multiplies bf16: AMX tiles, else
+// vdpbf16ps chains in registers (bf16_native.cc), else the widening dot
+// product of L1-resident operands, which is what a kernel without either
+// extension can do.
+class Bf16Peak {
+ public:
+  Bf16Peak()
+      : method_(cpu::has_amx_bf16()       ? "amx"
+                : cpu::has_avx512_bf16() ? "vdpbf16ps"
+                                         : "widening") {
+    if (method_ != std::string("widening")) return;
+    a_.resize(kBf16Elements);
+    b_.resize(kBf16Elements);
+    // Values that neither overflow nor vanish over the passes.
     for (size_t i = 0; i < kBf16Elements; ++i) {
-      a[i] = f32_to_bf16(1.0f + static_cast<float>(i % 7) * 0.125f);
-      b[i] = f32_to_bf16(0.5f - static_cast<float>(i % 5) * 0.0625f);
+      a_[i] = f32_to_bf16(1.0f + static_cast<float>(i % 7) * 0.125f);
+      b_[i] = f32_to_bf16(0.5f - static_cast<float>(i % 5) * 0.0625f);
     }
   }
-  KernelWork dot(int64_t passes) const {
-    return cpu_has_avx512_bf16() ? bf16_vdpbf16ps_dot(a.data(), b.data(), kBf16Elements, passes)
-                                 : bf16_widening_dot(a.data(), b.data(), kBf16Elements, passes);
+  const char* method() const { return method_; }
+  KernelWork run(int64_t units) const {
+    const std::string m = method_;
+    if (m == "amx") return bf16_amx_tiles(units * kBf16AmxIters);
+    if (m == "vdpbf16ps") return bf16_vdpbf16ps_chains(units * kBf16ChainIters);
+    return bf16_widening_dot(a_.data(), b_.data(), kBf16Elements, units * kBf16WideningPasses);
   }
+
+ private:
+  const char* method_;
+  std::vector<uint16_t> a_, b_;
 };
 
 double sgemm_gflops(int threads) {
@@ -158,14 +180,15 @@ MachineLimits measure_machine(int threads) {
   MachineLimits m;
   m.threads = threads > 0 ? threads : omp_get_max_threads();
   m.simd_target = simd_target_name();
+  m.cpu = describe_cpu();
   m.read_bytes = static_cast<double>(kReadBytes);
   m.sgemm_gflops = sgemm_gflops(m.threads);
   m.read_gbps = read_gbps(m.threads);
   m.fma_gflops = parallel_gflops(m.threads, [] { return fma_chains(kFmaIters); });
 
-  const Bf16Operands bf16;
-  m.bf16_method = cpu_has_avx512_bf16() ? "vdpbf16ps" : "widening";
-  m.bf16_gflops = parallel_gflops(m.threads, [&] { return bf16.dot(kBf16Passes); });
+  const Bf16Peak bf16;
+  m.bf16_method = bf16.method();
+  m.bf16_gflops = parallel_gflops(m.threads, [&] { return bf16.run(kBf16Units); });
   return m;
 }
 
@@ -180,8 +203,8 @@ LimitProbe probe_for(const Workload& work, DType dtype, const MachineLimits& mac
                     [data, n, threads] { read_all(data->get(), n, threads); });
   }
   if (machine.bf16_is_peak(dtype)) {
-    auto bf16 = std::make_shared<Bf16Operands>();
-    const auto dot = [bf16] { return bf16->dot(kProbeBf16Passes); };
+    auto bf16 = std::make_shared<Bf16Peak>();
+    const auto dot = [bf16] { return bf16->run(1); };
     const double unit = run_parallel(threads, dot);
     return repeated("bf16", unit, units_for(work.flops, unit),
                     [threads, dot] { run_parallel(threads, dot); });

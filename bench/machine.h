@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 
+#include "bench/cpu_info.h"
 #include "bench/workload.h"
 #include "rpa/dtype.h"
 
@@ -20,6 +21,7 @@ struct MachineLimits {
   std::string simd_target;    // the Highway target in use, e.g. "AVX2"
   std::string bf16_method;    // what bf16_gflops measured: "vdpbf16ps" or "widening"
   double read_bytes = 0.0;    // size of the array read
+  CpuInfo cpu;                // which machine these limits belong to
 
   // Whether inputs of `dtype` reach their compute peak through the bf16 dot
   // product (bf16 inputs where it beats widening them for fp32 FMAs).

@@ -26,9 +26,10 @@ KernelWork bf16_widening_dot(const uint16_t* a, const uint16_t* b, size_t n, int
 // The instruction set Highway dispatches to on this CPU, e.g. "AVX2".
 const char* simd_target_name();
 
-// AVX512_BF16 (bf16_native.cc): whether the CPU has it, and the same dot
-// product as bf16_widening_dot done with vdpbf16ps.
-bool cpu_has_avx512_bf16();
-KernelWork bf16_vdpbf16ps_dot(const uint16_t* a, const uint16_t* b, size_t n, int64_t passes);
+// bf16_native.cc, run only where cpu/cpu_features.h says the extension is
+// usable: `iters` steps of independent vdpbf16ps chains held in registers
+// (the AVX512_BF16 peak), and of four AMX tile products (the AMX-BF16 peak).
+KernelWork bf16_vdpbf16ps_chains(int64_t iters);
+KernelWork bf16_amx_tiles(int64_t iters);
 
 }  // namespace rpa::bench

@@ -124,25 +124,20 @@ nlohmann::json to_json(const Report& report) {
   const MachineLimits& m = report.machine;
   json scenarios = json::array();
   for (const ScenarioResult& s : report.scenarios) scenarios.push_back(scenario_json(s, report));
-  json j = {
-      {"machine",
-       {{"read_gbps", m.read_gbps},
-        {"fma_gflops", m.fma_gflops},
-        {"bf16_gflops", m.bf16_gflops},
-        {"sgemm_gflops", m.sgemm_gflops},
-        {"threads", m.threads},
-        {"simd_target", m.simd_target},
-        {"bf16_method", m.bf16_method},
-        {"read_bytes", m.read_bytes},
-        {"sgemm_size", kSgemmSize}}},
-      {"scenarios", scenarios},
-  };
+  json machine = {{"read_gbps", m.read_gbps},     {"fma_gflops", m.fma_gflops},
+                  {"bf16_gflops", m.bf16_gflops}, {"sgemm_gflops", m.sgemm_gflops},
+                  {"threads", m.threads},         {"simd_target", m.simd_target},
+                  {"bf16_method", m.bf16_method}, {"read_bytes", m.read_bytes},
+                  {"sgemm_size", kSgemmSize}};
+  machine.update(to_json(m.cpu));
+  json j = {{"machine", machine}, {"scenarios", scenarios}};
   if (!report.sweep.empty()) j["sweep"] = sweep_json(report);
   return j;
 }
 
 void print_table(const Report& report, std::FILE* out) {
   const MachineLimits& m = report.machine;
+  std::fprintf(out, "cpu: %s\n", describe_line(m.cpu).c_str());
   std::fprintf(out,
                "machine: %d threads, %s | DRAM read %.1f GB/s | fp32 FMA %.0f GFLOP/s | "
                "bf16 dot %.0f GFLOP/s (%s) | sgemm %d^3 %.0f GFLOP/s\n",

@@ -3,7 +3,15 @@
 // in the same rounds.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "bench/cpu_info.h"
 #include "bench/machine.h"
+#include "bench/machine_kernels.h"
+#include "cpu/cpu_features.h"
 #include "bench/runner.h"
 
 namespace rpa::bench {
@@ -55,6 +63,51 @@ TEST(BenchProbe, FractionDividesTheMedianRatesOfTheSameRounds) {
   m.probe_limit = "fma";
   m.probe_work = 8e9;  // 160 GFLOP/s
   EXPECT_DOUBLE_EQ(m.fraction_of_probe(), 0.5);
+}
+
+// Every report names its machine: the CPU, the extensions that pick kernels,
+// and the Highway target dispatched to, among those the tests loop over.
+TEST(BenchMachine, ReportsNameTheCpuAndItsSimdPaths) {
+  const CpuInfo cpu = describe_cpu();
+  EXPECT_FALSE(cpu.model.empty());
+  ASSERT_FALSE(cpu.simd_targets.empty());
+  EXPECT_EQ(cpu.simd_targets.front(), cpu.simd_target);
+  const auto has = [&](const std::string& flag) {
+    return std::find(cpu.isa_flags.begin(), cpu.isa_flags.end(), flag) != cpu.isa_flags.end();
+  };
+#if defined(__x86_64__) && defined(__GNUC__)
+  EXPECT_EQ(has("avx2"), __builtin_cpu_supports("avx2") != 0);
+  EXPECT_EQ(has("avx512f"), __builtin_cpu_supports("avx512f") != 0);
+  EXPECT_EQ(has("avx512_bf16"), cpu::has_avx512_bf16());
+  if (cpu::has_amx_bf16()) EXPECT_TRUE(has("amx_bf16"));
+#endif
+  const nlohmann::json j = to_json(cpu);
+  for (const char* key :
+       {"cpu_model", "isa_flags", "highway_targets", "highway_target", "bf16_dot_kernels",
+        "amx_usable"}) {
+    EXPECT_TRUE(j.contains(key)) << key;
+  }
+}
+
+// The vdpbf16ps peak kernel counts 64 flops per instruction (16 lanes, two
+// multiply-adds each) and returns a finite sum, so its rate is comparable to
+// the FMA peak's (2 flops per lane).
+TEST(BenchMachine, Bf16ChainsCountTheirFlops) {
+  if (!cpu::has_avx512_bf16()) GTEST_SKIP() << "no AVX512_BF16 on this CPU";
+  const KernelWork work = bf16_vdpbf16ps_chains(1000);
+  EXPECT_DOUBLE_EQ(work.flops, 64.0 * 24 * 1000);
+  EXPECT_TRUE(std::isfinite(work.sink));
+  EXPECT_GT(work.sink, 0.0f);
+}
+
+// Each of the AMX probe's steps is four 16 x 16 x 32 tile products, and the
+// tiles really multiply: the first output is the exact sum of the products.
+TEST(BenchMachine, AmxTilesCountTheirFlopsAndProduceTheProduct) {
+  if (!cpu::has_amx_bf16()) GTEST_SKIP() << "no usable AMX-BF16 on this CPU";
+  const KernelWork work = bf16_amx_tiles(10);
+  EXPECT_DOUBLE_EQ(work.flops, 4.0 * 16 * 16 * 32 * 2 * 10);
+  // Each output sums 16 bf16 pairs of (0.5 * 2^-10 + 0.25 * -2^-11) per step.
+  EXPECT_FLOAT_EQ(work.sink, 10 * 16 * (0.5f / 1024 - 0.25f / 2048));
 }
 
 }  // namespace

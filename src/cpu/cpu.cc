@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cpu/call.h"
+#include "cpu/cpu_features.h"
 #include "cpu/epilogue.h"
 #include "hwy/aligned_allocator.h"
 
@@ -100,25 +101,12 @@ namespace cpu {
 HWY_EXPORT(RunCpuTarget);
 }  // namespace cpu
 
-namespace {
-
-// AVX512_BF16 has no Highway 1.0.3 target; the AVX3 code checks this flag.
-bool cpu_has_bf16_dot() {
-#if HWY_ARCH_X86 && (HWY_COMPILER_GCC || HWY_COMPILER_CLANG)
-  return __builtin_cpu_supports("avx512bf16");
-#else
-  return false;
-#endif
-}
-
-}  // namespace
-
 Status run_cpu(const Problem& problem, const Plan& plan, const AttentionInputs& inputs,
                const AttentionOutputs& outputs, int threads) {
   cpu::CpuCall call;
   cpu::describe_call(problem, plan, inputs, outputs, &call);
   call.bf16_dot = problem.dtype == DType::kBF16 && problem.kv_dtype == DType::kBF16 &&
-                  cpu_has_bf16_dot();
+                  cpu::has_avx512_bf16();
   if (call.tasks.empty()) return Status::Ok();
   hwy::AlignedFreeUniquePtr<float[]> partials;
   if (plan.num_partial_rows > 0) {

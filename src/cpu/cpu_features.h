@@ -1,0 +1,15 @@
+// The x86 extensions the CPU backend chooses kernels by, beyond what Highway
+// 1.0.3 dispatches on (it has no target for AVX512_BF16 or AMX).
+#pragma once
+
+namespace rpa::cpu {
+
+// AVX512_BF16 (vdpbf16ps).
+bool has_avx512_bf16();
+
+// AMX-BF16 tiles that this process may use: the CPU has AMX-TILE and
+// AMX-BF16, the OS saves the tile state (XCR0), and Linux granted this
+// process the tile data (arch_prctl ARCH_REQ_XCOMP_PERM, asked once).
+bool has_amx_bf16();
+
+}  // namespace rpa::cpu
