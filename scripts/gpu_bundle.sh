@@ -29,17 +29,18 @@ binaries=("$build/rpa" "$build/tests/rpa_tests")
 if [[ -n ${GPU_PYTHON:-} ]]; then
   "$GPU_PYTHON" -m pybind11 --cmakedir >/dev/null 2>&1 || "$GPU_PYTHON" -m pip install -q pybind11
   cmake -S . -B build-gpu-python -G Ninja -DCMAKE_BUILD_TYPE=Release -DRPA_BUILD_TESTS=OFF \
-    -DRPA_PYTHON="$GPU_PYTHON" -Dpybind11_DIR="$("$GPU_PYTHON" -m pybind11 --cmakedir)" >/dev/null
-  cmake --build build-gpu-python --target rpa_python
+    -DRPA_BUILD_PYTHON=ON -DPython_EXECUTABLE="$GPU_PYTHON" \
+    -Dpybind11_DIR="$("$GPU_PYTHON" -m pybind11 --cmakedir)" >/dev/null
+  cmake --build build-gpu-python --target rpa_python_package
   build_python=build-gpu-python
 else
   build_python=$build
 fi
-for module in "$build_python"/python/rpa.cpython-*.so; do
-  [[ -e $module ]] || continue
-  cp "$module" "$stage/python/"
-  binaries+=("$module")
-done
+# The package directory (rpa/__init__.py, rpa/_rpa*.so, ...; docs/python.md).
+if [[ -d $build_python/python/rpa ]]; then
+  cp -r "$build_python/python/rpa" "$stage/python/"
+  for module in "$build_python"/python/rpa/*.so; do binaries+=("$module"); done
+fi
 # Libraries resolved outside the CUDA toolkit, except the C runtime, which
 # the GPU machine has.
 ldd "${binaries[@]}" | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |

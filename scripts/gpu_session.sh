@@ -49,7 +49,7 @@ if [[ $phase == check ]]; then
   step memcheck 200 "$sanitizer" --tool memcheck --error-exitcode 9 \
     "$bundle/bin/rpa_tests" --gtest_filter='Cuda.MatchesReference*:Cuda.Fp8*'
   grep -m 3 -E 'ERROR SUMMARY|Invalid|not supported' "$out/memcheck.txt"
-  if compgen -G "$bundle/python/rpa.cpython-*.so" >/dev/null; then
+  if compgen -G "$bundle/python/rpa/_rpa.cpython-*.so" >/dev/null; then
     step python 90 env PYTHONPATH="$bundle/python" python3 scripts/gpu_python_check.py
     cat "$out/python.txt"
   fi

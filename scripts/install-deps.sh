@@ -7,6 +7,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   pybind11-dev python3-dev python3-numpy python3-pytest python3-matplotlib libdlpack-dev
+  python3-venv python3-pip
 )
 missing=()
 for p in "${packages[@]}"; do

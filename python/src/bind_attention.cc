@@ -209,7 +209,7 @@ void add_attention(py::module_& m) {
         "sinks"_a = py::none(), "k_scale"_a = py::none(), "v_scale"_a = py::none(),
         "return_lse"_a = false, "backend"_a = "auto", "threads"_a = 0, "out"_a = py::none(),
         "lse"_a = py::none(), "stream"_a = py::none(),
-        R"doc(Ragged paged attention (DESIGN §1-§3).
+        R"doc(Ragged paged attention (docs/contract.md §1-§3).
 
 q [num_tokens, num_kv_heads, heads_per_kv, head_dim]; k_cache, v_cache
 [num_pages, page_size, num_kv_heads, head_dim]; block_table

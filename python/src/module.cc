@@ -1,10 +1,11 @@
-// The `rpa` Python module over NumPy arrays and DLPack exporters (CPU).
+// rpa._rpa, the extension module of the `rpa` Python package (python/rpa
+// re-exports it), over NumPy arrays and DLPack exporters.
 // Errors raise with the library's own messages: ValueError for invalid
 // arguments, rpa.UnsupportedError (a ValueError) for valid calls no kernel
 // handles, RuntimeError for internal failures.
 #include "common.h"
 
-PYBIND11_MODULE(rpa, m) {
+PYBIND11_MODULE(_rpa, m) {
   namespace py = pybind11;
   m.doc() = "rpa: ragged paged attention over NumPy arrays and DLPack tensors (CPU).";
   m.attr("__version__") = RPA_VERSION_STRING;

@@ -1,5 +1,5 @@
 """NumPy helpers for the rpa tests: bf16 bit conversion, a ragged paged batch
-builder, and a float64 reference implementation written from DESIGN §1-§2."""
+builder, and a float64 reference implementation written from docs/contract.md §1-§2."""
 
 import math
 
@@ -103,7 +103,7 @@ def reference(b, dtype="f32", scale=None, sliding_window=0, logit_soft_cap=0.0):
     return out, lse
 
 
-# DESIGN §5: max abs error relative to max |out|.
+# docs/contract.md §5: max abs error relative to max |out|.
 TOLERANCE = {"f32": 2e-5, "bf16": 2e-2, "f16": 5e-3}
 
 
