@@ -105,8 +105,9 @@ Status run_cpu(const Problem& problem, const Plan& plan, const AttentionInputs& 
                const AttentionOutputs& outputs, int threads) {
   cpu::CpuCall call;
   cpu::describe_call(problem, plan, inputs, outputs, &call);
-  call.bf16_dot = problem.dtype == DType::kBF16 && problem.kv_dtype == DType::kBF16 &&
-                  cpu::has_avx512_bf16();
+  const bool bf16 = problem.dtype == DType::kBF16 && problem.kv_dtype == DType::kBF16;
+  call.amx = bf16 && cpu::amx_enabled();
+  call.bf16_dot = bf16 && !call.amx && cpu::has_avx512_bf16();
   if (call.tasks.empty()) return Status::Ok();
   hwy::AlignedFreeUniquePtr<float[]> partials;
   if (plan.num_partial_rows > 0) {

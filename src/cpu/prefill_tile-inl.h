@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "core/online_softmax.h"
+#include "cpu/amx_tiles.h"
 #include "cpu/bf16_dot-inl.h"
 #include "cpu/call.h"
 #include "cpu/load-inl.h"
@@ -42,13 +43,23 @@ struct PrefillScratch {
   float* st;        // [kChunkKeys][BL]: scores, then probabilities, of one m-block
   float* k;         // [kChunkKeys][D]: K rows widened to f32
   float* v;         // [kChunkKeys][D]
+  // CpuCall::amx (prefill_amx-inl.h, amx_tiles.h; P = padded_dim(D)):
+  uint16_t* qa;     // [M][P]: the tile's q as bf16 A-tile rows
+  uint32_t* kt;     // [P / 2][kAmxKeys]: a chunk's K in B-tile order
+  uint32_t* vt;     // [kAmxKeys / 2][D]: a chunk's V in B-tile order
+  float* sa;        // [kAmxLanes][kAmxKeys]: a 16-lane block's scores
+  uint16_t* pa;     // [kAmxLanes][kAmxKeys]: its probabilities as bf16
 
   // Every array starts on a 64-byte boundary of an aligned buffer.
   static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
   static int64_t floats(int64_t lanes, int64_t dim) {
     const int64_t blocks = lanes / BlockLanes();
+    const int64_t padded = amx_padded_dim(dim);
     return round16(lanes * dim) * 2 + round16(lanes * dim / 2) + round16(lanes) * 5 +
-           round16(blocks * 4) + round16(kChunkKeys * BlockLanes()) + round16(kChunkKeys * dim) * 2;
+           round16(blocks * 4) + round16(kChunkKeys * BlockLanes()) +
+           round16(kChunkKeys * dim) * 2 + round16(lanes * padded / 2) +
+           round16(padded / 2 * kAmxKeys) + round16(kAmxKeys / 2 * dim) +
+           round16(kAmxLanes * kAmxKeys) + round16(kAmxLanes * kAmxKeys / 2);
   }
   static PrefillScratch carve(float* p, int64_t lanes, int64_t dim) {
     PrefillScratch s;
@@ -69,6 +80,12 @@ struct PrefillScratch {
     s.st = take(kChunkKeys * BlockLanes());
     s.k = take(kChunkKeys * dim);
     s.v = take(kChunkKeys * dim);
+    const int64_t padded = amx_padded_dim(dim);
+    s.qa = reinterpret_cast<uint16_t*>(take(lanes * padded / 2));
+    s.kt = reinterpret_cast<uint32_t*>(take(padded / 2 * kAmxKeys));
+    s.vt = reinterpret_cast<uint32_t*>(take(kAmxKeys / 2 * dim));
+    s.sa = take(kAmxLanes * kAmxKeys);
+    s.pa = reinterpret_cast<uint16_t*>(take(kAmxLanes * kAmxKeys / 2));
     return s;
   }
 };

@@ -1,0 +1,195 @@
+#include "cpu/amx_tiles.h"
+
+#include <algorithm>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// GCC 12's AVX-512 intrinsics build their unmasked forms from a deliberately
+// undefined vector, which -Wmaybe-uninitialized reports once they are inlined.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+#define RPA_AMX_ATTR __attribute__((target("amx-tile,amx-bf16")))
+#define RPA_PACK_ATTR __attribute__((target("avx512f,avx512bw")))
+#endif
+
+namespace rpa::cpu {
+namespace {
+
+// The 64-byte operand of ldtilecfg: palette 1, then bytes per row and rows of
+// each of the 16 tile registers (8 exist).
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t bytes_per_row[16] = {};
+  uint8_t rows[16] = {};
+};
+
+constexpr int64_t kRowBytes = 64;
+
+}  // namespace
+
+#if defined(__x86_64__) && defined(__GNUC__)
+
+RPA_AMX_ATTR void amx_begin() {
+  TileConfig config;
+  for (int t = 0; t < 8; ++t) {
+    config.bytes_per_row[t] = kRowBytes;
+    config.rows[t] = 16;
+  }
+  // GCC's tile intrinsics are asm statements that do not tell the compiler
+  // which memory they read: without this barrier it drops the stores above.
+  __asm__ volatile("" ::: "memory");
+  _tile_loadconfig(&config);
+}
+
+RPA_AMX_ATTR void amx_end() { _tile_release(); }
+
+namespace {
+
+// Transposes 16 x 16 32-bit elements in place: rows[c] holds element c of
+// every input row afterwards. 32-bit, then 64-bit interleaves leave 4 x 4
+// blocks transposed inside each 128-bit lane; two 128-bit shuffles gather them.
+RPA_PACK_ATTR void transpose16x16(__m512i rows[16]) {
+  __m512i a[16], b[16];
+  for (int i = 0; i < 8; ++i) {
+    a[2 * i] = _mm512_unpacklo_epi32(rows[2 * i], rows[2 * i + 1]);
+    a[2 * i + 1] = _mm512_unpackhi_epi32(rows[2 * i], rows[2 * i + 1]);
+  }
+  // b[4 i + e] holds, in 128-bit lane L, element 4 L + e of rows 4 i .. 4 i + 3.
+  for (int i = 0; i < 4; ++i) {
+    b[4 * i] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);
+    b[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]);
+    b[4 * i + 2] = _mm512_unpacklo_epi64(a[4 * i + 1], a[4 * i + 3]);
+    b[4 * i + 3] = _mm512_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]);
+  }
+  for (int e = 0; e < 4; ++e) {
+    const __m512i even_lanes01 = _mm512_shuffle_i32x4(b[e], b[4 + e], 0x88);
+    const __m512i odd_lanes01 = _mm512_shuffle_i32x4(b[e], b[4 + e], 0xDD);
+    const __m512i even_lanes23 = _mm512_shuffle_i32x4(b[8 + e], b[12 + e], 0x88);
+    const __m512i odd_lanes23 = _mm512_shuffle_i32x4(b[8 + e], b[12 + e], 0xDD);
+    rows[e] = _mm512_shuffle_i32x4(even_lanes01, even_lanes23, 0x88);
+    rows[8 + e] = _mm512_shuffle_i32x4(even_lanes01, even_lanes23, 0xDD);
+    rows[4 + e] = _mm512_shuffle_i32x4(odd_lanes01, odd_lanes23, 0x88);
+    rows[12 + e] = _mm512_shuffle_i32x4(odd_lanes01, odd_lanes23, 0xDD);
+  }
+}
+
+}  // namespace
+
+// Per 16 keys and 32 dims: the keys' 16 bf16 pairs each, one row per key,
+// transposed into 16 rows of one pair per key.
+RPA_PACK_ATTR void amx_pack_keys(const uint16_t* const* k, int64_t count, int64_t head_dim,
+                                 int64_t padded_dim, uint32_t* kt) {
+  for (int64_t b = 0; b < padded_dim / kAmxDims; ++b) {
+    const int64_t dims = std::min<int64_t>(kAmxDims, head_dim - b * kAmxDims);
+    const __mmask16 valid = static_cast<__mmask16>((1u << (dims / 2)) - 1u);
+    for (int64_t j = 0; j < kAmxKeys / 16; ++j) {
+      __m512i rows[16];
+      for (int64_t c = 0; c < 16; ++c) {
+        const int64_t n = j * 16 + c;
+        rows[c] = n < count ? _mm512_maskz_loadu_epi32(valid, k[n] + b * kAmxDims)
+                            : _mm512_setzero_si512();
+      }
+      transpose16x16(rows);
+      uint32_t* out = kt + (b * 4 + j) * 16 * 16;
+      for (int r = 0; r < 16; ++r) _mm512_storeu_si512(out + r * 16, rows[r]);
+    }
+  }
+}
+
+// Per key pair and 32 dims: two rows of 32 bf16 interleaved into 32 pairs.
+RPA_PACK_ATTR void amx_pack_values(const uint16_t* const* v, int64_t count, int64_t head_dim,
+                                   uint32_t* vt) {
+  alignas(64) static constexpr uint16_t kLow[32] = {0,  32, 1,  33, 2,  34, 3,  35, 4,  36, 5,
+                                                    37, 6,  38, 7,  39, 8,  40, 9,  41, 10, 42,
+                                                    11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+  alignas(64) static constexpr uint16_t kHigh[32] = {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21,
+                                                     53, 22, 54, 23, 55, 24, 56, 25, 57, 26, 58,
+                                                     27, 59, 28, 60, 29, 61, 30, 62, 31, 63};
+  const __m512i low = _mm512_load_si512(kLow);
+  const __m512i high = _mm512_load_si512(kHigh);
+  for (int64_t p = 0; p < kAmxKeys / 2; ++p) {
+    const uint16_t* even = 2 * p < count ? v[2 * p] : nullptr;
+    const uint16_t* odd = 2 * p + 1 < count ? v[2 * p + 1] : nullptr;
+    uint32_t* row = vt + p * head_dim;
+    for (int64_t d = 0; d < head_dim; d += 32) {
+      const int64_t dims = std::min<int64_t>(32, head_dim - d);
+      const __mmask32 valid = dims == 32 ? ~__mmask32{0} : (__mmask32{1} << dims) - 1u;
+      const __m512i e = even != nullptr ? _mm512_maskz_loadu_epi16(valid, even + d)
+                                        : _mm512_setzero_si512();
+      const __m512i o = odd != nullptr ? _mm512_maskz_loadu_epi16(valid, odd + d)
+                                       : _mm512_setzero_si512();
+      _mm512_storeu_si512(row + d, _mm512_permutex2var_epi16(e, low, o));
+      if (dims == 32) _mm512_storeu_si512(row + d + 16, _mm512_permutex2var_epi16(e, high, o));
+    }
+  }
+}
+
+// Tiles 0-3 hold S's four 16-key column blocks; 4 the q block's 32 dims, 5
+// and 6 alternate K blocks so that a load overlaps the previous product.
+RPA_AMX_ATTR void amx_scores(const uint16_t* q, const uint32_t* kt, int64_t padded_dim, float* s) {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  const int64_t q_stride = padded_dim * 2;
+  for (int64_t b = 0; b < padded_dim / kAmxDims; ++b) {
+    const uint32_t* kb = kt + b * 4 * 16 * 16;
+    _tile_loadd(4, q + b * kAmxDims, q_stride);
+    _tile_loadd(5, kb, kRowBytes);
+    _tile_dpbf16ps(0, 4, 5);
+    _tile_loadd(6, kb + 256, kRowBytes);
+    _tile_dpbf16ps(1, 4, 6);
+    _tile_loadd(5, kb + 512, kRowBytes);
+    _tile_dpbf16ps(2, 4, 5);
+    _tile_loadd(6, kb + 768, kRowBytes);
+    _tile_dpbf16ps(3, 4, 6);
+  }
+  constexpr int64_t s_stride = kAmxKeys * 4;
+  _tile_stored(0, s, s_stride);
+  _tile_stored(1, s + 16, s_stride);
+  _tile_stored(2, s + 32, s_stride);
+  _tile_stored(3, s + 48, s_stride);
+}
+
+// Tiles 4 and 5 hold P's two 32-key halves; each 16-dim column block of o is
+// loaded into tile 0 or 1, gets both halves' products (V blocks in 6 and 7),
+// and is stored back.
+RPA_AMX_ATTR void amx_accumulate(const uint16_t* p, const uint32_t* vt, int64_t head_dim,
+                                 float* o) {
+  constexpr int64_t p_stride = kAmxKeys * 2;
+  _tile_loadd(4, p, p_stride);
+  _tile_loadd(5, p + 32, p_stride);
+  const int64_t o_stride = head_dim * 4;
+  const int64_t v_stride = head_dim * 4;
+  const uint32_t* v_second = vt + 16 * head_dim;  // pairs 16-31: keys 32-63
+  for (int64_t c = 0; c < head_dim; c += 32) {
+    _tile_loadd(0, o + c, o_stride);
+    _tile_loadd(6, vt + c, v_stride);
+    _tile_loadd(7, v_second + c, v_stride);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(0, 5, 7);
+    _tile_stored(0, o + c, o_stride);
+    if (c + 16 >= head_dim) break;
+    _tile_loadd(1, o + c + 16, o_stride);
+    _tile_loadd(6, vt + c + 16, v_stride);
+    _tile_loadd(7, v_second + c + 16, v_stride);
+    _tile_dpbf16ps(1, 4, 6);
+    _tile_dpbf16ps(1, 5, 7);
+    _tile_stored(1, o + c + 16, o_stride);
+  }
+}
+
+#else
+
+void amx_pack_keys(const uint16_t* const*, int64_t, int64_t, int64_t, uint32_t*) {}
+void amx_pack_values(const uint16_t* const*, int64_t, int64_t, uint32_t*) {}
+void amx_begin() {}
+void amx_end() {}
+void amx_scores(const uint16_t*, const uint32_t*, int64_t, float*) {}
+void amx_accumulate(const uint16_t*, const uint32_t*, int64_t, float*) {}
+
+#endif
+
+}  // namespace rpa::cpu
