@@ -1,5 +1,5 @@
 // The AMX tile kernels of bf16 prefill (src/cpu/amx_tiles.h) against plain
-// loops: the B-tile packing of K and V (tails of keys and of head_dim
+// loops: the tile layouts of q, K, V and P (tails of keys and of head_dim
 // included) and both tile products. Skipped where AMX is not usable; the
 // attention tests then cover the other paths.
 #include "cpu/amx_tiles.h"
@@ -37,21 +37,39 @@ class AmxTiles : public ::testing::TestWithParam<std::tuple<int64_t, int64_t>> {
   }
 };
 
-TEST_P(AmxTiles, PackingFollowsTheBTileLayouts) {
+// A 32-lane m-block's q rows, zero-padded to padded_dim.
+std::vector<uint16_t> padded_queries(int64_t dim, int64_t padded) {
+  const std::vector<uint16_t> rows = rows_of(32, dim, 0.125f);
+  std::vector<uint16_t> qa(32 * padded, 0);
+  for (int64_t i = 0; i < 32; ++i) {
+    for (int64_t d = 0; d < dim; ++d) qa[i * padded + d] = rows[i * dim + d];
+  }
+  return qa;
+}
+
+uint32_t pair_of(const uint16_t* row, int64_t d) { return row[d] | (uint32_t{row[d + 1]} << 16); }
+
+TEST_P(AmxTiles, PackingFollowsTheTileLayouts) {
   const auto [dim, count] = GetParam();
   const int64_t padded = amx_padded_dim(dim);
-  const std::vector<uint16_t> k = rows_of(count, dim, 0.25f);
-  std::vector<uint32_t> kt(padded / 2 * kAmxKeys, 0xDEADBEEF);
-  amx_pack_keys(pointers(k, count, dim).data(), count, dim, padded, kt.data());
-  for (int64_t n = 0; n < kAmxKeys; ++n) {
+  const std::vector<uint16_t> qa = padded_queries(dim, padded);
+  std::vector<uint32_t> qv(32 * padded / 2, 0xDEADBEEF);
+  amx_pack_queries(qa.data(), 32, padded, qv.data());
+  for (int64_t lane = 0; lane < 32; ++lane) {
     for (int64_t pair = 0; pair < padded / 2; ++pair) {
-      const int64_t b = pair / 16, r = pair % 16, j = n / 16, c = n % 16;
-      const uint32_t got = kt[((b * 4 + j) * 16 + r) * 16 + c];
-      uint32_t want = 0;
-      if (n < count && 2 * pair < dim) {
-        want = k[n * dim + 2 * pair] | (uint32_t{k[n * dim + 2 * pair + 1]} << 16);
-      }
-      ASSERT_EQ(got, want) << "key " << n << " pair " << pair;
+      const int64_t g = lane / 16, b = pair / 16, r = pair % 16;
+      ASSERT_EQ(qv[((g * padded / 32 + b) * 16 + r) * 16 + lane % 16],
+                pair_of(qa.data() + lane * padded, 2 * pair))
+          << "lane " << lane << " pair " << pair;
+    }
+  }
+  const std::vector<uint16_t> k = rows_of(count, dim, 0.25f);
+  std::vector<uint16_t> kc(kAmxKeys * padded, 0xBEEF);
+  amx_copy_keys(pointers(k, count, dim).data(), count, dim, padded, kc.data());
+  for (int64_t n = 0; n < kAmxKeys; ++n) {
+    for (int64_t d = 0; d < padded; ++d) {
+      const uint16_t want = n < count && d < dim ? k[n * dim + d] : 0;
+      ASSERT_EQ(kc[n * padded + d], want) << "key " << n << " dim " << d;
     }
   }
   const std::vector<uint16_t> v = rows_of(count, dim, 0.5f);
@@ -64,38 +82,53 @@ TEST_P(AmxTiles, PackingFollowsTheBTileLayouts) {
       ASSERT_EQ(vt[p * dim + d], lo | (hi << 16)) << "pair " << p << " dim " << d;
     }
   }
+  // Probabilities: rounded to nearest even, keys outside [first, end) zero.
+  std::vector<float> st(kAmxKeys * 32);
+  for (size_t i = 0; i < st.size(); ++i) st[i] = 1.0f / static_cast<float>(3 + i);
+  const int64_t first = count == 1 ? 0 : 5, end = count;
+  for (int64_t half = 0; half < 2; ++half) {
+    std::vector<uint16_t> p(kAmxLanes * kAmxKeys, 0xBEEF);
+    amx_pack_probabilities(st.data(), first, end, half, p.data());
+    for (int64_t i = 0; i < kAmxLanes; ++i) {
+      for (int64_t n = 0; n < kAmxKeys; ++n) {
+        const float x = st[n * 32 + half * 16 + i];
+        const uint16_t want = n >= first && n < end ? f32_to_bf16(x) : 0;
+        ASSERT_EQ(p[i * kAmxKeys + n], want) << "half " << half << " lane " << i << " key " << n;
+      }
+    }
+  }
 }
 
 TEST_P(AmxTiles, ProductsMatchPlainLoops) {
   const auto [dim, count] = GetParam();
   const int64_t padded = amx_padded_dim(dim);
-  std::vector<uint16_t> q(kAmxLanes * padded, 0);
-  const std::vector<uint16_t> q_rows = rows_of(kAmxLanes, dim, 0.125f);
-  for (int64_t i = 0; i < kAmxLanes; ++i) {
-    for (int64_t d = 0; d < dim; ++d) q[i * padded + d] = q_rows[i * dim + d];
-  }
+  const std::vector<uint16_t> qa = padded_queries(dim, padded);
   const std::vector<uint16_t> k = rows_of(count, dim, 0.25f);
   const std::vector<uint16_t> v = rows_of(count, dim, 0.5f);
-  std::vector<uint32_t> kt(padded / 2 * kAmxKeys), vt(kAmxKeys / 2 * dim);
-  amx_pack_keys(pointers(k, count, dim).data(), count, dim, padded, kt.data());
+  std::vector<uint32_t> qv(32 * padded / 2), vt(kAmxKeys / 2 * dim);
+  std::vector<uint16_t> kc(kAmxKeys * padded);
+  amx_pack_queries(qa.data(), 32, padded, qv.data());
+  amx_copy_keys(pointers(k, count, dim).data(), count, dim, padded, kc.data());
   amx_pack_values(pointers(v, count, dim).data(), count, dim, vt.data());
-  std::vector<float> s(kAmxLanes * kAmxKeys);
+  std::vector<float> st(kAmxKeys * 32);
   std::vector<uint16_t> p(kAmxLanes * kAmxKeys);
   for (int64_t i = 0; i < kAmxLanes * kAmxKeys; ++i) p[i] = f32_to_bf16(0.0625f * (i % 5));
   std::vector<float> o(kAmxLanes * dim, 1.0f);
   amx_begin();
-  amx_scores(q.data(), kt.data(), padded, s.data());
+  amx_scores(kc.data(), qv.data(), padded, st.data());
   amx_accumulate(p.data(), vt.data(), dim, o.data());
   amx_end();
   // Every product and partial sum here is exact in f32.
-  for (int64_t i = 0; i < kAmxLanes; ++i) {
-    for (int64_t n = 0; n < kAmxKeys; ++n) {
+  for (int64_t n = 0; n < kAmxKeys; ++n) {
+    for (int64_t j = 0; j < 32; ++j) {
       float want = 0.0f;
       for (int64_t d = 0; n < count && d < dim; ++d) {
-        want += bf16_to_f32(q_rows[i * dim + d]) * bf16_to_f32(k[n * dim + d]);
+        want += bf16_to_f32(qa[j * padded + d]) * bf16_to_f32(k[n * dim + d]);
       }
-      ASSERT_EQ(s[i * kAmxKeys + n], want) << "lane " << i << " key " << n;
+      ASSERT_EQ(st[n * 32 + j], want) << "key " << n << " lane " << j;
     }
+  }
+  for (int64_t i = 0; i < kAmxLanes; ++i) {
     for (int64_t d = 0; d < dim; ++d) {
       float want = 1.0f;
       for (int64_t n = 0; n < count; ++n) {

@@ -1,6 +1,7 @@
 #include "cpu/amx_tiles.h"
 
 #include <algorithm>
+#include <cstring>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 // GCC 12's AVX-512 intrinsics build their unmasked forms from a deliberately
@@ -28,6 +29,16 @@ struct alignas(64) TileConfig {
 constexpr int64_t kRowBytes = 64;
 
 }  // namespace
+
+void amx_copy_keys(const uint16_t* const* k, int64_t count, int64_t head_dim, int64_t padded_dim,
+                   uint16_t* kc) {
+  for (int64_t n = 0; n < kAmxKeys; ++n) {
+    uint16_t* row = kc + n * padded_dim;
+    const int64_t copied = n < count ? head_dim : 0;
+    if (copied > 0) std::memcpy(row, k[n], copied * sizeof(uint16_t));
+    std::memset(row + copied, 0, (padded_dim - copied) * sizeof(uint16_t));
+  }
+}
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
@@ -75,24 +86,27 @@ RPA_PACK_ATTR void transpose16x16(__m512i rows[16]) {
   }
 }
 
+// f32 bits rounded to nearest even at bf16 precision: the bf16 is the high half.
+RPA_PACK_ATTR inline __m512i round_to_bf16(__m512i bits) {
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  return _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), odd));
+}
+
 }  // namespace
 
-// Per 16 keys and 32 dims: the keys' 16 bf16 pairs each, one row per key,
-// transposed into 16 rows of one pair per key.
-RPA_PACK_ATTR void amx_pack_keys(const uint16_t* const* k, int64_t count, int64_t head_dim,
-                                 int64_t padded_dim, uint32_t* kt) {
-  for (int64_t b = 0; b < padded_dim / kAmxDims; ++b) {
-    const int64_t dims = std::min<int64_t>(kAmxDims, head_dim - b * kAmxDims);
-    const __mmask16 valid = static_cast<__mmask16>((1u << (dims / 2)) - 1u);
-    for (int64_t j = 0; j < kAmxKeys / 16; ++j) {
+// Per 16 lanes and 32 dims: the lanes' 16 bf16 pairs each, one row per
+// lane, transposed into 16 rows of one pair per lane.
+RPA_PACK_ATTR void amx_pack_queries(const uint16_t* qa, int64_t lanes, int64_t padded_dim,
+                                    uint32_t* qv) {
+  const int64_t blocks = padded_dim / kAmxDims;
+  for (int64_t g = 0; g < lanes / 16; ++g) {
+    for (int64_t b = 0; b < blocks; ++b) {
       __m512i rows[16];
-      for (int64_t c = 0; c < 16; ++c) {
-        const int64_t n = j * 16 + c;
-        rows[c] = n < count ? _mm512_maskz_loadu_epi32(valid, k[n] + b * kAmxDims)
-                            : _mm512_setzero_si512();
+      for (int64_t i = 0; i < 16; ++i) {
+        rows[i] = _mm512_loadu_si512(qa + (g * 16 + i) * padded_dim + b * kAmxDims);
       }
       transpose16x16(rows);
-      uint32_t* out = kt + (b * 4 + j) * 16 * 16;
+      uint32_t* out = qv + (g * blocks + b) * 16 * 16;
       for (int r = 0; r < 16; ++r) _mm512_storeu_si512(out + r * 16, rows[r]);
     }
   }
@@ -126,31 +140,38 @@ RPA_PACK_ATTR void amx_pack_values(const uint16_t* const* v, int64_t count, int6
   }
 }
 
-// Tiles 0-3 hold S's four 16-key column blocks; 4 the q block's 32 dims, 5
-// and 6 alternate K blocks so that a load overlaps the previous product.
-RPA_AMX_ATTR void amx_scores(const uint16_t* q, const uint32_t* kt, int64_t padded_dim, float* s) {
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  const int64_t q_stride = padded_dim * 2;
-  for (int64_t b = 0; b < padded_dim / kAmxDims; ++b) {
-    const uint32_t* kb = kt + b * 4 * 16 * 16;
-    _tile_loadd(4, q + b * kAmxDims, q_stride);
-    _tile_loadd(5, kb, kRowBytes);
-    _tile_dpbf16ps(0, 4, 5);
-    _tile_loadd(6, kb + 256, kRowBytes);
-    _tile_dpbf16ps(1, 4, 6);
-    _tile_loadd(5, kb + 512, kRowBytes);
-    _tile_dpbf16ps(2, 4, 5);
-    _tile_loadd(6, kb + 768, kRowBytes);
-    _tile_dpbf16ps(3, 4, 6);
+// Two passes of 32 keys. Tiles 0-3 hold S^T for (16 keys, 16 lanes) of the
+// pass's two key groups and the block's two lane halves; 4 and 5 the key
+// groups' rows, 6 and 7 the halves' q, 32 dims at a time.
+RPA_AMX_ATTR void amx_scores(const uint16_t* kc, const uint32_t* qv, int64_t padded_dim,
+                             float* st) {
+  const int64_t k_stride = padded_dim * 2;
+  const int64_t blocks = padded_dim / kAmxDims;
+  const uint32_t* qv_second = qv + blocks * 16 * 16;
+  constexpr int64_t st_stride = 32 * 4;
+  for (int64_t pass = 0; pass < kAmxKeys / 32; ++pass) {
+    const uint16_t* k0 = kc + pass * 32 * padded_dim;
+    const uint16_t* k1 = k0 + 16 * padded_dim;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int64_t b = 0; b < blocks; ++b) {
+      _tile_loadd(4, k0 + b * kAmxDims, k_stride);
+      _tile_loadd(6, qv + b * 256, kRowBytes);
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_loadd(7, qv_second + b * 256, kRowBytes);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_loadd(5, k1 + b * kAmxDims, k_stride);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+    float* out = st + pass * 32 * 32;
+    _tile_stored(0, out, st_stride);
+    _tile_stored(1, out + 16, st_stride);
+    _tile_stored(2, out + 16 * 32, st_stride);
+    _tile_stored(3, out + 16 * 32 + 16, st_stride);
   }
-  constexpr int64_t s_stride = kAmxKeys * 4;
-  _tile_stored(0, s, s_stride);
-  _tile_stored(1, s + 16, s_stride);
-  _tile_stored(2, s + 32, s_stride);
-  _tile_stored(3, s + 48, s_stride);
 }
 
 // Tiles 4 and 5 hold P's two 32-key halves; each 16-dim column block of o is
@@ -181,9 +202,34 @@ RPA_AMX_ATTR void amx_accumulate(const uint16_t* p, const uint32_t* vt, int64_t 
   }
 }
 
+// Per 32 keys: the 16 key pairs of the half's lanes as bf16 pairs, one vector
+// per pair, transposed into one row of 16 pairs per lane.
+RPA_PACK_ATTR void amx_pack_probabilities(const float* st, int64_t first, int64_t end,
+                                          int64_t half, uint16_t* p) {
+  const __m512i high_half = _mm512_set1_epi32(static_cast<int32_t>(0xFFFF0000u));
+  for (int64_t group = 0; group < kAmxKeys / 32; ++group) {
+    __m512i pairs[16];
+    for (int64_t i = 0; i < 16; ++i) {
+      const int64_t n = group * 32 + 2 * i;
+      const __m512i even = n >= first && n < end
+                               ? round_to_bf16(_mm512_loadu_si512(st + n * 32 + half * 16))
+                               : _mm512_setzero_si512();
+      const __m512i odd = n + 1 >= first && n + 1 < end
+                              ? round_to_bf16(_mm512_loadu_si512(st + (n + 1) * 32 + half * 16))
+                              : _mm512_setzero_si512();
+      pairs[i] = _mm512_or_si512(_mm512_srli_epi32(even, 16), _mm512_and_si512(odd, high_half));
+    }
+    transpose16x16(pairs);
+    for (int64_t lane = 0; lane < 16; ++lane) {
+      _mm512_storeu_si512(p + lane * kAmxKeys + group * 32, pairs[lane]);
+    }
+  }
+}
+
 #else
 
-void amx_pack_keys(const uint16_t* const*, int64_t, int64_t, int64_t, uint32_t*) {}
+void amx_pack_queries(const uint16_t*, int64_t, int64_t, uint32_t*) {}
+void amx_pack_probabilities(const float*, int64_t, int64_t, int64_t, uint16_t*) {}
 void amx_pack_values(const uint16_t* const*, int64_t, int64_t, uint32_t*) {}
 void amx_begin() {}
 void amx_end() {}

@@ -27,6 +27,7 @@
 // The per-target code, included once per target after foreach_target.h.
 #include "cpu/decode-inl.h"
 #include "cpu/prefill-inl.h"
+#include "cpu/prefill_amx-inl.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -62,6 +63,8 @@ Status RunTasks(const CpuCall& call, int threads) {
       const Chain* chains = call.chains.data() + task.first_chain;
       if (task.decode) {
         RunDecodeTask<TQ, T>(call, chains, task.chains, decode);
+      } else if (UsesAmx<TQ, T>(call)) {
+        RunPrefillChainAmx(call, *chains, prefill);
       } else {
         RunPrefillChain<TQ, T>(call, *chains, prefill);
       }

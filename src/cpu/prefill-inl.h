@@ -26,7 +26,6 @@
 #include "cpu/call.h"
 #include "cpu/epilogue.h"
 #include "cpu/load-inl.h"
-#include "cpu/prefill_amx-inl.h"
 #include "cpu/prefill_tile-inl.h"
 #include "cpu/tile_kernels-inl.h"
 #include "hwy/contrib/math/math-inl.h"
@@ -130,11 +129,6 @@ HWY_INLINE void WidenCacheRow(const T* HWY_RESTRICT row, float scale, int64_t di
 // TQ is q's element type, T the caches'.
 template <typename TQ, typename T>
 void RunPrefillChain(const CpuCall& call, const Chain& chain, const PrefillScratch& st) {
-#if RPA_CPU_BF16_DOT_TARGET
-  if constexpr (std::is_same_v<TQ, hwy::bfloat16_t> && std::is_same_v<T, TQ>) {
-    if (call.amx) return RunPrefillChainAmx(call, chain, st);
-  }
-#endif
   const Problem& pb = *call.problem;
   const WorkItem& first = chain.items[0];
   const int64_t dim = pb.head_dim;

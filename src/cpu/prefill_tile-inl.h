@@ -44,11 +44,11 @@ struct PrefillScratch {
   float* k;         // [kChunkKeys][D]: K rows widened to f32
   float* v;         // [kChunkKeys][D]
   // CpuCall::amx (prefill_amx-inl.h, amx_tiles.h; P = padded_dim(D)):
-  uint16_t* qa;     // [M][P]: the tile's q as bf16 A-tile rows
-  uint32_t* kt;     // [P / 2][kAmxKeys]: a chunk's K in B-tile order
+  uint16_t* qa;     // [M][P]: the tile's q as bf16 rows
+  uint32_t* qv;     // [M / 16][P / 32][16][16]: the same in B-tile order
+  uint16_t* kc;     // [kAmxKeys][P]: a chunk's K rows
   uint32_t* vt;     // [kAmxKeys / 2][D]: a chunk's V in B-tile order
-  float* sa;        // [kAmxLanes][kAmxKeys]: a 16-lane block's scores
-  uint16_t* pa;     // [kAmxLanes][kAmxKeys]: its probabilities as bf16
+  uint16_t* pa;     // [kAmxLanes][kAmxKeys]: a half m-block's P as bf16
 
   // Every array starts on a 64-byte boundary of an aligned buffer.
   static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
@@ -57,9 +57,9 @@ struct PrefillScratch {
     const int64_t padded = amx_padded_dim(dim);
     return round16(lanes * dim) * 2 + round16(lanes * dim / 2) + round16(lanes) * 5 +
            round16(blocks * 4) + round16(kChunkKeys * BlockLanes()) +
-           round16(kChunkKeys * dim) * 2 + round16(lanes * padded / 2) +
-           round16(padded / 2 * kAmxKeys) + round16(kAmxKeys / 2 * dim) +
-           round16(kAmxLanes * kAmxKeys) + round16(kAmxLanes * kAmxKeys / 2);
+           round16(kChunkKeys * dim) * 2 + round16(lanes * padded / 2) * 2 +
+           round16(kAmxKeys * padded / 2) + round16(kAmxKeys / 2 * dim) +
+           round16(kAmxLanes * kAmxKeys / 2);
   }
   static PrefillScratch carve(float* p, int64_t lanes, int64_t dim) {
     PrefillScratch s;
@@ -82,9 +82,9 @@ struct PrefillScratch {
     s.v = take(kChunkKeys * dim);
     const int64_t padded = amx_padded_dim(dim);
     s.qa = reinterpret_cast<uint16_t*>(take(lanes * padded / 2));
-    s.kt = reinterpret_cast<uint32_t*>(take(padded / 2 * kAmxKeys));
+    s.qv = reinterpret_cast<uint32_t*>(take(lanes * padded / 2));
+    s.kc = reinterpret_cast<uint16_t*>(take(kAmxKeys * padded / 2));
     s.vt = reinterpret_cast<uint32_t*>(take(kAmxKeys / 2 * dim));
-    s.sa = take(kAmxLanes * kAmxKeys);
     s.pa = reinterpret_cast<uint16_t*>(take(kAmxLanes * kAmxKeys / 2));
     return s;
   }
