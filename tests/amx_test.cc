@@ -111,9 +111,9 @@ TEST_P(AmxTiles, ProductsMatchPlainLoops) {
   amx_copy_keys(pointers(k, count, dim).data(), count, dim, padded, kc.data());
   amx_pack_values(pointers(v, count, dim).data(), count, dim, vt.data());
   std::vector<float> st(kAmxKeys * 32);
-  std::vector<uint16_t> p(kAmxLanes * kAmxKeys);
-  for (int64_t i = 0; i < kAmxLanes * kAmxKeys; ++i) p[i] = f32_to_bf16(0.0625f * (i % 5));
-  std::vector<float> o(kAmxLanes * dim, 1.0f);
+  std::vector<uint16_t> p(32 * kAmxKeys);
+  for (int64_t i = 0; i < 32 * kAmxKeys; ++i) p[i] = f32_to_bf16(0.0625f * (i % 5));
+  std::vector<float> o(32 * dim, 1.0f);
   amx_begin();
   amx_scores(kc.data(), qv.data(), padded, st.data());
   amx_accumulate(p.data(), vt.data(), dim, o.data());
@@ -128,7 +128,7 @@ TEST_P(AmxTiles, ProductsMatchPlainLoops) {
       ASSERT_EQ(st[n * 32 + j], want) << "key " << n << " lane " << j;
     }
   }
-  for (int64_t i = 0; i < kAmxLanes; ++i) {
+  for (int64_t i = 0; i < 32; ++i) {
     for (int64_t d = 0; d < dim; ++d) {
       float want = 1.0f;
       for (int64_t n = 0; n < count; ++n) {

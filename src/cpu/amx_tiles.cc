@@ -174,31 +174,32 @@ RPA_AMX_ATTR void amx_scores(const uint16_t* kc, const uint32_t* qv, int64_t pad
   }
 }
 
-// Tiles 4 and 5 hold P's two 32-key halves; each 16-dim column block of o is
-// loaded into tile 0 or 1, gets both halves' products (V blocks in 6 and 7),
-// and is stored back.
+// Tiles 2-5 hold the two halves' P, two 32-key A tiles each. Per 16-dim
+// column, the chunk's two V tiles (6, 7) serve both halves, whose o blocks
+// are loaded into tiles 0 and 1, get their products and are stored back.
 RPA_AMX_ATTR void amx_accumulate(const uint16_t* p, const uint32_t* vt, int64_t head_dim,
                                  float* o) {
   constexpr int64_t p_stride = kAmxKeys * 2;
-  _tile_loadd(4, p, p_stride);
-  _tile_loadd(5, p + 32, p_stride);
+  const uint16_t* p_second = p + kAmxLanes * kAmxKeys;
+  _tile_loadd(2, p, p_stride);
+  _tile_loadd(3, p + 32, p_stride);
+  _tile_loadd(4, p_second, p_stride);
+  _tile_loadd(5, p_second + 32, p_stride);
   const int64_t o_stride = head_dim * 4;
   const int64_t v_stride = head_dim * 4;
+  float* o_second = o + kAmxLanes * head_dim;
   const uint32_t* v_second = vt + 16 * head_dim;  // pairs 16-31: keys 32-63
-  for (int64_t c = 0; c < head_dim; c += 32) {
-    _tile_loadd(0, o + c, o_stride);
+  for (int64_t c = 0; c < head_dim; c += 16) {
     _tile_loadd(6, vt + c, v_stride);
     _tile_loadd(7, v_second + c, v_stride);
-    _tile_dpbf16ps(0, 4, 6);
-    _tile_dpbf16ps(0, 5, 7);
-    _tile_stored(0, o + c, o_stride);
-    if (c + 16 >= head_dim) break;
-    _tile_loadd(1, o + c + 16, o_stride);
-    _tile_loadd(6, vt + c + 16, v_stride);
-    _tile_loadd(7, v_second + c + 16, v_stride);
+    _tile_loadd(0, o + c, o_stride);
+    _tile_loadd(1, o_second + c, o_stride);
+    _tile_dpbf16ps(0, 2, 6);
     _tile_dpbf16ps(1, 4, 6);
+    _tile_dpbf16ps(0, 3, 7);
     _tile_dpbf16ps(1, 5, 7);
-    _tile_stored(1, o + c + 16, o_stride);
+    _tile_stored(0, o + c, o_stride);
+    _tile_stored(1, o_second + c, o_stride);
   }
 }
 

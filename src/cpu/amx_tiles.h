@@ -4,7 +4,7 @@
 //   S^T = K Q^T: st[kAmxKeys][32] f32, keys by lanes, the layout of the
 //                vertical online softmax (prefill-inl.h's BlockSoftmax): from
 //                the chunk's K rows and the tile's q in B-tile order;
-//   O += P V:    o[16][head_dim] f32 in place per half, from its P as A-tile
+//   O += P V:    o[32][head_dim] f32 in place, from each half's P as A-tile
 //                rows p[16][kAmxKeys] bf16 and the chunk's V in B-tile order.
 // bf16 rows are zero-padded to a multiple of 32 dims where an A tile's row
 // needs it. Every tile is 16 rows of 64 bytes: one configuration serves all.
@@ -52,7 +52,9 @@ void amx_scores(const uint16_t* kc, const uint32_t* qv, int64_t padded_dim, floa
 void amx_pack_probabilities(const float* st, int64_t first, int64_t end, int64_t half,
                             uint16_t* p);
 
-// o[i * head_dim + d] += sum_n p[i * kAmxKeys + n] * V[n][d] for i < 16.
+// For both halves of an m-block, o[i * head_dim + d] += sum_n p[i * kAmxKeys
+// + n] * V[n][d] for i < 32: p holds the halves' A tiles one after the other
+// (p[16][kAmxKeys], then the second half's), o the block's 32 rows.
 void amx_accumulate(const uint16_t* p, const uint32_t* vt, int64_t head_dim, float* o);
 
 }  // namespace rpa::cpu

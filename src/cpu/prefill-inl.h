@@ -25,6 +25,7 @@
 #include "core/online_softmax.h"
 #include "cpu/call.h"
 #include "cpu/epilogue.h"
+#include "cpu/exp-inl.h"
 #include "cpu/load-inl.h"
 #include "cpu/prefill_tile-inl.h"
 #include "cpu/tile_kernels-inl.h"
@@ -69,10 +70,10 @@ void BlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t nk,
     // A lane that has seen no key yet keeps m = -inf; shifting it by 0 makes
     // its masked p = exp(-inf) = 0 and its alpha = 0 (never -inf - -inf).
     const VF shift = hn::IfThenZeroElse(hn::Eq(m_new, neg_inf), m_new);
-    const VF alpha = hn::Exp(df, hn::Sub(m_old, shift));
+    const VF alpha = ExpNonPositive(df, hn::Sub(m_old, shift));
     VF sum = hn::Zero(df);
     for (int64_t n = 0; n < nk; ++n) {
-      const VF p = hn::Exp(df, hn::Sub(hn::Load(df, s + n * bl), shift));
+      const VF p = ExpNonPositive(df, hn::Sub(hn::Load(df, s + n * bl), shift));
       hn::Store(p, df, s + n * bl);
       sum = hn::Add(sum, p);
     }

@@ -101,9 +101,10 @@ HWY_INLINE void AmxBlockChunk(const Problem& pb, const PrefillScratch& st, int64
         hn::StoreU(hn::Mul(hn::LoadU(df, row + d), va), df, row + d);
       }
     }
-    amx_pack_probabilities(st.st, begin - c0, end - c0, half, st.pa);
-    amx_accumulate(st.pa, st.vt, dim, o);
+    amx_pack_probabilities(st.st, begin - c0, end - c0, half,
+                           st.pa + half * kAmxLanes * kAmxKeys);
   }
+  amx_accumulate(st.pa, st.vt, dim, st.o + b * bl * dim);
 }
 
 // Runs one prefill chain of bf16 q and caches on AMX tiles, then the flush.
@@ -116,8 +117,8 @@ HWY_NOINLINE void RunPrefillChainAmx(const CpuCall& call, const Chain& chain,
   const int64_t h = first.kv_head;
   const int64_t rows = int64_t{first.q_rows} * pb.heads_per_kv;
   const int64_t blocks = (rows + BlockLanes() - 1) / BlockLanes();
-  // The lanes' key ranges and empty states (PackTile's f32 q goes unused).
-  PackTile<hwy::bfloat16_t>(call, first, rows, blocks, st);
+  // The lanes' key ranges and empty states; PackAmxQ lays out q.
+  PackTile<hwy::bfloat16_t>(call, first, rows, blocks, st, /*widen_q=*/false);
   PackAmxQ(call, first, rows, blocks * BlockLanes(), padded_dim, st);
   const int64_t tile_lo = st.bounds[0];
   const int64_t tile_hi = st.bounds[4 * (blocks - 1) + 1];
