@@ -81,11 +81,11 @@ HWY_INLINE void AmxBlockChunk(const Problem& pb, const PrefillScratch& st, int64
   const float cap = pb.logit_soft_cap;
   const int64_t nk = end - begin;
   if (masked) {
-    capped ? BlockSoftmax<true, true>(clipped, b, begin, nk, pb.scale, cap)
-           : BlockSoftmax<true, false>(clipped, b, begin, nk, pb.scale, cap);
+    capped ? BlockSoftmax<true, true, true>(clipped, b, begin, nk, pb.scale, cap)
+           : BlockSoftmax<true, false, true>(clipped, b, begin, nk, pb.scale, cap);
   } else {
-    capped ? BlockSoftmax<false, true>(clipped, b, begin, nk, pb.scale, cap)
-           : BlockSoftmax<false, false>(clipped, b, begin, nk, pb.scale, cap);
+    capped ? BlockSoftmax<false, true, true>(clipped, b, begin, nk, pb.scale, cap)
+           : BlockSoftmax<false, false, true>(clipped, b, begin, nk, pb.scale, cap);
   }
   const DF df;
   for (int64_t half = 0; half < 2; ++half) {
