@@ -1,7 +1,6 @@
 #include "cpu/amx_tiles.h"
 
 #include <algorithm>
-#include <cstring>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 // GCC 12's AVX-512 intrinsics build their unmasked forms from a deliberately
@@ -30,15 +29,6 @@ constexpr int64_t kRowBytes = 64;
 
 }  // namespace
 
-void amx_copy_keys(const uint16_t* const* k, int64_t count, int64_t head_dim, int64_t padded_dim,
-                   uint16_t* kc) {
-  for (int64_t n = 0; n < kAmxKeys; ++n) {
-    uint16_t* row = kc + n * padded_dim;
-    const int64_t copied = n < count ? head_dim : 0;
-    if (copied > 0) std::memcpy(row, k[n], copied * sizeof(uint16_t));
-    std::memset(row + copied, 0, (padded_dim - copied) * sizeof(uint16_t));
-  }
-}
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
@@ -108,6 +98,20 @@ RPA_PACK_ATTR void amx_pack_queries(const uint16_t* qa, int64_t lanes, int64_t p
       transpose16x16(rows);
       uint32_t* out = qv + (g * blocks + b) * 16 * 16;
       for (int r = 0; r < 16; ++r) _mm512_storeu_si512(out + r * 16, rows[r]);
+    }
+  }
+}
+
+// 64-byte vector copies, masked at head_dim's end, zeros past it and past
+// `count`: a key row is a handful of vectors, too short for memcpy's call.
+RPA_PACK_ATTR void amx_copy_keys(const uint16_t* const* k, int64_t count, int64_t head_dim,
+                                 int64_t padded_dim, uint16_t* kc) {
+  for (int64_t n = 0; n < kAmxKeys; ++n) {
+    uint16_t* row = kc + n * padded_dim;
+    for (int64_t d = 0; d < padded_dim; d += kAmxDims) {
+      const int64_t dims = n < count ? std::clamp<int64_t>(head_dim - d, 0, kAmxDims) : 0;
+      const __mmask32 valid = dims == 32 ? ~__mmask32{0} : (__mmask32{1} << dims) - 1u;
+      _mm512_storeu_si512(row + d, _mm512_maskz_loadu_epi16(valid, n < count ? k[n] + d : row));
     }
   }
 }
@@ -232,6 +236,7 @@ RPA_PACK_ATTR void amx_pack_probabilities(const float* st, int64_t first, int64_
 void amx_pack_queries(const uint16_t*, int64_t, int64_t, uint32_t*) {}
 void amx_pack_probabilities(const float*, int64_t, int64_t, int64_t, uint16_t*) {}
 void amx_pack_values(const uint16_t* const*, int64_t, int64_t, uint32_t*) {}
+void amx_copy_keys(const uint16_t* const*, int64_t, int64_t, int64_t, uint16_t*) {}
 void amx_begin() {}
 void amx_end() {}
 void amx_scores(const uint16_t*, const uint32_t*, int64_t, float*) {}
