@@ -63,13 +63,17 @@ __attribute__((target("amx-tile,amx-bf16"))) KernelWork bf16_amx_tiles(int64_t i
     config.bytes_per_row[t] = 64;
     config.rows[t] = 16;
   }
-  _tile_loadconfig(&config);
   // The same values as the vdpbf16ps chains: sums that stay finite.
   alignas(64) uint32_t a[16 * 16], b[16 * 16];
   for (int i = 0; i < 16 * 16; ++i) {
     a[i] = 0x3E803F00u;
     b[i] = 0xBA003A80u;
   }
+  // GCC's tile intrinsics are asm statements that do not tell the compiler
+  // which memory they read or write: the barriers keep the stores above and
+  // the read of c below.
+  __asm__ volatile("" ::: "memory");
+  _tile_loadconfig(&config);
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
@@ -86,6 +90,7 @@ __attribute__((target("amx-tile,amx-bf16"))) KernelWork bf16_amx_tiles(int64_t i
   }
   alignas(64) float c[16 * 16];
   _tile_stored(0, c, 64);
+  __asm__ volatile("" ::: "memory");
   _tile_release();
   // Each tdpbf16ps: 16 x 16 outputs, 32 multiply-adds each.
   const double flops = 4.0 * 16 * 16 * 32 * 2 * static_cast<double>(iters);

@@ -19,7 +19,7 @@ struct MachineLimits {
   double bf16_gflops = 0.0;   // bf16 dot-product peak, 1e9 flop/s
   double sgemm_gflops = 0.0;  // OpenBLAS sgemm rate on kSgemmSize³
   std::string simd_target;    // the Highway target in use, e.g. "AVX2"
-  std::string bf16_method;    // what bf16_gflops measured: "vdpbf16ps" or "widening"
+  std::string bf16_method;    // what bf16_gflops measured: "amx", "vdpbf16ps" or "widening"
   double read_bytes = 0.0;    // size of the array read
   CpuInfo cpu;                // which machine these limits belong to
 

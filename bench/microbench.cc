@@ -4,6 +4,7 @@
 #include <benchmark/benchmark.h>
 
 #include <map>
+#include <vector>
 
 #include "baselines/baselines.h"
 #include "bench/scenarios.h"
@@ -114,6 +115,33 @@ void BM_DecodeInCache(benchmark::State& state, gen::KvQuant quant) {
                          benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 BENCHMARK_CAPTURE(BM_DecodeInCache, kv_as_q, gen::KvQuant::kNone)->Unit(benchmark::kMicrosecond);
+
+// The prefill kernel alone, on one thread, by CPU time (so that it reads on a
+// shared machine): the `prefill` scenario's 2048-token causal prompt cut to
+// its first 512 rows, bf16 (AMX tiles where usable; set RPA_CPU_AMX=0 for the
+// AVX-512 path) or f32. Reports useful GFLOP/s.
+void BM_PrefillKernel(benchmark::State& state, DType dtype) {
+  static std::map<DType, gen::Batch> cache;
+  auto it = cache.find(dtype);
+  if (it == cache.end()) {
+    it = cache.emplace(dtype, gen::generate(prefill_spec(512, 0, dtype))).first;
+  }
+  const gen::Batch& batch = it->second;
+  const AttentionInputs inputs = batch.inputs();
+  std::vector<uint8_t> out = batch.make_out();
+  const AttentionOutputs outputs{batch.out_view(out), {}};
+  for (auto _ : state) {
+    const Status status =
+        attention(inputs, batch.spec.options, outputs, RunConfig{Backend::kCpu, 1, true});
+    if (!status.ok()) return state.SkipWithError(status.message().c_str());
+    benchmark::ClobberMemory();
+  }
+  const double flops = measure_workload(batch).flops;
+  state.counters["gflops"] = benchmark::Counter(
+      flops * 1e-9 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK_CAPTURE(BM_PrefillKernel, bf16, DType::kBF16)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_PrefillKernel, f32, DType::kF32)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_DecodeInCache, fp8, gen::KvQuant::kFp8PerHead)->Unit(benchmark::kMicrosecond);
 
 void BM_DecodeCapacityMasked(benchmark::State& state) {

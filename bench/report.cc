@@ -142,8 +142,9 @@ void print_table(const Report& report, std::FILE* out) {
                "machine: %d threads, %s | DRAM read %.1f GB/s | fp32 FMA %.0f GFLOP/s | "
                "bf16 dot %.0f GFLOP/s (%s) | sgemm %d^3 %.0f GFLOP/s\n",
                m.threads, m.simd_target.c_str(), m.read_gbps, m.fma_gflops, m.bf16_gflops,
-               m.bf16_method == "vdpbf16ps" ? "AVX512_BF16 vdpbf16ps"
-                                            : "widening bf16->f32 + FMA, no AVX512_BF16",
+               m.bf16_method == "amx"         ? "AMX-BF16 tiles"
+               : m.bf16_method == "vdpbf16ps" ? "AVX512_BF16 vdpbf16ps"
+                                              : "widening bf16->f32 + FMA, no AVX512_BF16",
                kSgemmSize, m.sgemm_gflops);
   std::fprintf(out, "backend: %s, median of up to %d runs (min-max)\n\n",
                std::string(backend_name(report.backend)).c_str(), report.repeat);

@@ -27,8 +27,13 @@ gen::BatchSpec base_spec(int capacity) {
   return spec;
 }
 
-// One live prefill slot, placed after two inactive ones, in capacity 8, with
-// q/K/V and out in `dtype`.
+gen::BatchSpec capacity_spec(int multiplier) {
+  const int pages = kCapacityKeys / kPageSize;
+  return decode_spec(kCapacityLive, kCapacityKeys, kCapacityLive * multiplier, pages * multiplier);
+}
+
+}  // namespace
+
 gen::BatchSpec prefill_spec(int q_len, int context, DType dtype) {
   gen::BatchSpec spec = base_spec(8);
   spec.dtype = dtype;
@@ -37,13 +42,6 @@ gen::BatchSpec prefill_spec(int q_len, int context, DType dtype) {
   spec.slot_positions = {2};
   return spec;
 }
-
-gen::BatchSpec capacity_spec(int multiplier) {
-  const int pages = kCapacityKeys / kPageSize;
-  return decode_spec(kCapacityLive, kCapacityKeys, kCapacityLive * multiplier, pages * multiplier);
-}
-
-}  // namespace
 
 gen::BatchSpec decode_spec(int live, int keys, int capacity, int max_pages_per_seq) {
   gen::BatchSpec spec = base_spec(capacity);

@@ -34,6 +34,10 @@ std::optional<Scenario> find_scenario(std::string_view name);
 // max_pages_per_seq = 0 lets the generator pick just enough pages.
 gen::BatchSpec decode_spec(int live, int keys, int capacity, int max_pages_per_seq = 0);
 
+// One live prefill slot of q_len rows on `context` keys (same geometry), after
+// two inactive slots in capacity 8, with q/K/V and out in `dtype`.
+gen::BatchSpec prefill_spec(int q_len, int context, DType dtype);
+
 // The points behind --plot: decode-long's shape over a range of contexts, and
 // decode-capacity's workload over a range of capacity multipliers.
 struct SweepPoint {

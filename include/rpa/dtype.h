@@ -53,13 +53,12 @@ constexpr float bf16_to_f32(uint16_t bits) {
 
 constexpr uint16_t f32_to_bf16(float value) {
   const uint32_t bits = std::bit_cast<uint32_t>(value);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) {
-    return static_cast<uint16_t>((bits >> 16) | 0x0040u);  // quiet the NaN, keep sign
-  }
   // Adding 0x7fff plus the lowest kept bit rounds to nearest, ties to even;
   // a carry out of the mantissa correctly rounds up into the exponent (to Inf).
-  const uint32_t rounding = 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>((bits + rounding) >> 16);
+  const uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+  const uint32_t quiet_nan = (bits >> 16) | 0x0040u;  // keeps the sign
+  // A select, not a branch, so that loops of conversions vectorize.
+  return static_cast<uint16_t>((bits & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
 }
 
 // value >> shift (1 <= shift <= 31), rounded to nearest, ties to even: the

@@ -59,7 +59,9 @@ struct CpuCall {
   // plan->num_partial_rows rows of plan->partial_row_floats() floats (plan.h).
   float* partials = nullptr;
 
-  // bf16 inputs on a CPU with AVX512_BF16: prefill scores use vdpbf16ps.
+  // bf16 inputs on a CPU with AMX-BF16: prefill runs on tiles
+  // (prefill_amx-inl.h). Else, with AVX512_BF16, prefill scores use vdpbf16ps.
+  bool amx = false;
   bool bf16_dot = false;
 
   std::vector<Chain> chains;  // decode chains grouped by task, then prefill chains

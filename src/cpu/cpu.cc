@@ -27,6 +27,7 @@
 // The per-target code, included once per target after foreach_target.h.
 #include "cpu/decode-inl.h"
 #include "cpu/prefill-inl.h"
+#include "cpu/prefill_amx-inl.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -62,6 +63,8 @@ Status RunTasks(const CpuCall& call, int threads) {
       const Chain* chains = call.chains.data() + task.first_chain;
       if (task.decode) {
         RunDecodeTask<TQ, T>(call, chains, task.chains, decode);
+      } else if (UsesAmx<TQ, T>(call)) {
+        RunPrefillChainAmx(call, *chains, prefill);
       } else {
         RunPrefillChain<TQ, T>(call, *chains, prefill);
       }
@@ -105,8 +108,9 @@ Status run_cpu(const Problem& problem, const Plan& plan, const AttentionInputs& 
                const AttentionOutputs& outputs, int threads) {
   cpu::CpuCall call;
   cpu::describe_call(problem, plan, inputs, outputs, &call);
-  call.bf16_dot = problem.dtype == DType::kBF16 && problem.kv_dtype == DType::kBF16 &&
-                  cpu::has_avx512_bf16();
+  const bool bf16 = problem.dtype == DType::kBF16 && problem.kv_dtype == DType::kBF16;
+  call.amx = bf16 && cpu::amx_enabled();
+  call.bf16_dot = bf16 && !call.amx && cpu::has_avx512_bf16();
   if (call.tasks.empty()) return Status::Ok();
   hwy::AlignedFreeUniquePtr<float[]> partials;
   if (plan.num_partial_rows > 0) {

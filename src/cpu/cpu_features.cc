@@ -1,5 +1,8 @@
 #include "cpu/cpu_features.h"
 
+#include <cstdlib>
+#include <string>
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
 #if defined(__linux__)
@@ -53,5 +56,14 @@ bool has_avx512_bf16() { return false; }
 bool has_amx_bf16() { return false; }
 
 #endif
+
+bool amx_enabled() {
+  const char* setting = std::getenv("RPA_CPU_AMX");
+  if (setting != nullptr) {
+    const std::string s = setting;
+    if (s == "0" || s == "off" || s == "OFF" || s == "false") return false;
+  }
+  return has_amx_bf16();
+}
 
 }  // namespace rpa::cpu

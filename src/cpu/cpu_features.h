@@ -12,4 +12,9 @@ bool has_avx512_bf16();
 // process the tile data (arch_prctl ARCH_REQ_XCOMP_PERM, asked once).
 bool has_amx_bf16();
 
+// Whether the cpu backend runs bf16 prefill on AMX tiles: has_amx_bf16(),
+// unless the environment sets RPA_CPU_AMX=0 (or off), which the tests use to
+// run the AVX-512 path on AMX machines too, and a user may use to compare.
+bool amx_enabled();
+
 }  // namespace rpa::cpu

@@ -25,6 +25,7 @@
 #include "core/online_softmax.h"
 #include "cpu/call.h"
 #include "cpu/epilogue.h"
+#include "cpu/exp-inl.h"
 #include "cpu/load-inl.h"
 #include "cpu/prefill_tile-inl.h"
 #include "cpu/tile_kernels-inl.h"
@@ -37,7 +38,14 @@ namespace rpa::cpu::HWY_NAMESPACE {
 // Folds the scores st[n][lane] of keys [key0, key0 + nk) of m-block `b` into
 // its state: soft cap, mask (kMasked), new max m, rescale factor alpha, l; st
 // becomes the probabilities exp(s - m_new). The scores come unscaled.
-template <bool kMasked, bool kCapped>
+//
+// kLazy keeps a lane's reference m while the new scores exceed it by at most
+// kLazyMargin: p then reaches up to e^8, harmless in f32 and bf16, and alpha
+// stays 1, so o is rescaled (rewritten) far less often. m, l and o stay one
+// consistent state: out = o / l and lse = m + log l whichever m is used.
+inline constexpr float kLazyMargin = 8.0f;
+
+template <bool kMasked, bool kCapped, bool kLazy = false>
 void BlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t nk, float scale,
                   float cap) {
   const DF df;
@@ -65,14 +73,20 @@ void BlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t nk,
       vmax = hn::Max(vmax, x);
     }
     const VF m_old = hn::Load(df, st.m + lane0);
-    const VF m_new = hn::Max(m_old, vmax);
+    VF m_new = hn::Max(m_old, vmax);
+    if constexpr (kLazy) {
+      // Keep m_old (finite) unless the block's max passes it by the margin.
+      const auto keep = hn::And(hn::Lt(neg_inf, m_old),
+                                hn::Le(m_new, hn::Add(m_old, hn::Set(df, kLazyMargin))));
+      m_new = hn::IfThenElse(keep, m_old, m_new);
+    }
     // A lane that has seen no key yet keeps m = -inf; shifting it by 0 makes
     // its masked p = exp(-inf) = 0 and its alpha = 0 (never -inf - -inf).
     const VF shift = hn::IfThenZeroElse(hn::Eq(m_new, neg_inf), m_new);
-    const VF alpha = hn::Exp(df, hn::Sub(m_old, shift));
+    const VF alpha = ExpNonPositive(df, hn::Sub(m_old, shift));
     VF sum = hn::Zero(df);
     for (int64_t n = 0; n < nk; ++n) {
-      const VF p = hn::Exp(df, hn::Sub(hn::Load(df, s + n * bl), shift));
+      const VF p = ExpNonPositive(df, hn::Sub(hn::Load(df, s + n * bl), shift));
       hn::Store(p, df, s + n * bl);
       sum = hn::Add(sum, p);
     }

@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "core/online_softmax.h"
+#include "cpu/amx_tiles.h"
 #include "cpu/bf16_dot-inl.h"
 #include "cpu/call.h"
 #include "cpu/load-inl.h"
@@ -42,13 +43,23 @@ struct PrefillScratch {
   float* st;        // [kChunkKeys][BL]: scores, then probabilities, of one m-block
   float* k;         // [kChunkKeys][D]: K rows widened to f32
   float* v;         // [kChunkKeys][D]
+  // CpuCall::amx (prefill_amx-inl.h, amx_tiles.h; P = padded_dim(D)):
+  uint16_t* qa;     // [M][P]: the tile's q as bf16 rows
+  uint32_t* qv;     // [M / 16][P / 32][16][16]: the same in B-tile order
+  uint16_t* kc;     // [kAmxKeys][P]: a chunk's K rows
+  uint32_t* vt;     // [kAmxKeys / 2][D]: a chunk's V in B-tile order
+  uint16_t* pa;     // [2][kAmxLanes][kAmxKeys]: an m-block's P as bf16, by halves
 
   // Every array starts on a 64-byte boundary of an aligned buffer.
   static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
   static int64_t floats(int64_t lanes, int64_t dim) {
     const int64_t blocks = lanes / BlockLanes();
+    const int64_t padded = amx_padded_dim(dim);
     return round16(lanes * dim) * 2 + round16(lanes * dim / 2) + round16(lanes) * 5 +
-           round16(blocks * 4) + round16(kChunkKeys * BlockLanes()) + round16(kChunkKeys * dim) * 2;
+           round16(blocks * 4) + round16(kChunkKeys * BlockLanes()) +
+           round16(kChunkKeys * dim) * 2 + round16(lanes * padded / 2) * 2 +
+           round16(kAmxKeys * padded / 2) + round16(kAmxKeys / 2 * dim) +
+           round16(kAmxLanes * kAmxKeys);
   }
   static PrefillScratch carve(float* p, int64_t lanes, int64_t dim) {
     PrefillScratch s;
@@ -69,6 +80,12 @@ struct PrefillScratch {
     s.st = take(kChunkKeys * BlockLanes());
     s.k = take(kChunkKeys * dim);
     s.v = take(kChunkKeys * dim);
+    const int64_t padded = amx_padded_dim(dim);
+    s.qa = reinterpret_cast<uint16_t*>(take(lanes * padded / 2));
+    s.qv = reinterpret_cast<uint32_t*>(take(lanes * padded / 2));
+    s.kc = reinterpret_cast<uint16_t*>(take(kAmxKeys * padded / 2));
+    s.vt = reinterpret_cast<uint32_t*>(take(kAmxKeys / 2 * dim));
+    s.pa = reinterpret_cast<uint16_t*>(take(kAmxLanes * kAmxKeys));
     return s;
   }
 };
@@ -76,9 +93,10 @@ struct PrefillScratch {
 // Lays out the tile's q (transposed; the scale is applied to the scores), its
 // lanes' key ranges and an empty state. Lanes past rows are padding: q = 0 and
 // the last row's range, so they never force a mask; they are never written.
+// The AMX path lays out its own q (widen_q = false).
 template <typename T>
 void PackTile(const CpuCall& call, const WorkItem& first, int64_t rows, int64_t blocks,
-              const PrefillScratch& st) {
+              const PrefillScratch& st, bool widen_q = true) {
   const Problem& pb = *call.problem;
   const int64_t heads = pb.heads_per_kv;
   const int64_t dim = pb.head_dim;
@@ -89,10 +107,10 @@ void PackTile(const CpuCall& call, const WorkItem& first, int64_t rows, int64_t 
     const int64_t r = std::min(i, rows - 1) / heads;
     const T* q =
         i < rows ? call.q.row<const T>(first.q_row + r, first.kv_head, i % heads) : nullptr;
-    if (q != nullptr) {
+    if (widen_q && q != nullptr) {
       WidenRow(q, dim, o);
       for (int64_t d = 0; d < dim; ++d) qt[d * bl] = o[d];
-    } else {
+    } else if (widen_q) {
       for (int64_t d = 0; d < dim; ++d) qt[d * bl] = 0.0f;
     }
 #if RPA_CPU_BF16_DOT_TARGET
