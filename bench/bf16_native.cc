@@ -7,7 +7,7 @@
 #include "bench/machine_kernels.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
+#include "cpu/amx_rows.h"
 
 namespace rpa::bench {
 
@@ -39,26 +39,13 @@ __attribute__((target("avx512f,avx512bf16"))) KernelWork bf16_vdpbf16ps_chains(i
   return {flops, total};
 }
 
-namespace {
-
-// The 64-byte operand of ldtilecfg: palette 1, then bytes per row and rows of
-// each of the 16 tile registers.
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t bytes_per_row[16] = {};
-  uint8_t rows[16] = {};
-};
-
-}  // namespace
 
 // Four independent 16 x 16 f32 accumulator tiles, each fed by one of two A
 // tiles (16 x 32 bf16) and one of two B tiles, all loaded once: tdpbf16ps
 // issues back to back as in a GEMM's inner loop, which is the ceiling of any
 // bf16 matrix product on the core.
 __attribute__((target("amx-tile,amx-bf16"))) KernelWork bf16_amx_tiles(int64_t iters) {
-  TileConfig config;
+  cpu::amx::TileConfig config;
   for (int t = 0; t < 8; ++t) {
     config.bytes_per_row[t] = 64;
     config.rows[t] = 16;
@@ -69,11 +56,11 @@ __attribute__((target("amx-tile,amx-bf16"))) KernelWork bf16_amx_tiles(int64_t i
     a[i] = 0x3E803F00u;
     b[i] = 0xBA003A80u;
   }
+  cpu::amx::load_config(config);
   // GCC's tile intrinsics are asm statements that do not tell the compiler
-  // which memory they read or write: the barriers keep the stores above and
-  // the read of c below.
+  // which memory they read or write: the barriers keep the stores to a and b
+  // above and the read of c below.
   __asm__ volatile("" ::: "memory");
-  _tile_loadconfig(&config);
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);

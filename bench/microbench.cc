@@ -87,6 +87,24 @@ BENCHMARK_CAPTURE(BM_DecodeKernel, single_loop, Backend::kSingleLoop)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// Times the cpu backend on `batch`, one thread, validation on; false (the
+// state told why) when a call fails.
+bool run_cpu_on_one_thread(benchmark::State& state, const gen::Batch& batch) {
+  const AttentionInputs inputs = batch.inputs();
+  std::vector<uint8_t> out = batch.make_out();
+  const AttentionOutputs outputs{batch.out_view(out), {}};
+  for (auto _ : state) {
+    const Status status =
+        attention(inputs, batch.spec.options, outputs, RunConfig{Backend::kCpu, 1, true});
+    if (!status.ok()) {
+      state.SkipWithError(status.message().c_str());
+      return false;
+    }
+    benchmark::ClobberMemory();
+  }
+  return true;
+}
+
 // The decode kernel's compute alone: one row of 512 keys whose K/V (2 MiB in
 // bf16, 1 MiB in fp8) stay in the caches between runs, on one thread. Reports
 // ns per (key, kv head) as the time per item; against decode-long's DRAM time
@@ -100,15 +118,7 @@ void BM_DecodeInCache(benchmark::State& state, gen::KvQuant quant) {
     it = cache.emplace(quant, gen::generate(spec)).first;
   }
   const gen::Batch& batch = it->second;
-  const AttentionInputs inputs = batch.inputs();
-  std::vector<uint8_t> out = batch.make_out();
-  const AttentionOutputs outputs{batch.out_view(out), {}};
-  for (auto _ : state) {
-    const Status status =
-        attention(inputs, batch.spec.options, outputs, RunConfig{Backend::kCpu, 1, true});
-    if (!status.ok()) return state.SkipWithError(status.message().c_str());
-    benchmark::ClobberMemory();
-  }
+  if (!run_cpu_on_one_thread(state, batch)) return;
   const int64_t pairs = int64_t{512} * batch.spec.num_kv_heads;
   state.counters["ns_per_key_head"] =
       benchmark::Counter(static_cast<double>(pairs) * static_cast<double>(state.iterations()),
@@ -127,15 +137,7 @@ void BM_PrefillKernel(benchmark::State& state, DType dtype) {
     it = cache.emplace(dtype, gen::generate(prefill_spec(512, 0, dtype))).first;
   }
   const gen::Batch& batch = it->second;
-  const AttentionInputs inputs = batch.inputs();
-  std::vector<uint8_t> out = batch.make_out();
-  const AttentionOutputs outputs{batch.out_view(out), {}};
-  for (auto _ : state) {
-    const Status status =
-        attention(inputs, batch.spec.options, outputs, RunConfig{Backend::kCpu, 1, true});
-    if (!status.ok()) return state.SkipWithError(status.message().c_str());
-    benchmark::ClobberMemory();
-  }
+  if (!run_cpu_on_one_thread(state, batch)) return;
   const double flops = measure_workload(batch).flops;
   state.counters["gflops"] = benchmark::Counter(
       flops * 1e-9 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);

@@ -1,47 +1,22 @@
 #include "cpu/amx_tiles.h"
 
-#include <algorithm>
-
 #if defined(__x86_64__) && defined(__GNUC__)
-// GCC 12's AVX-512 intrinsics build their unmasked forms from a deliberately
-// undefined vector, which -Wmaybe-uninitialized reports once they are inlined.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#include <immintrin.h>
-#define RPA_AMX_ATTR __attribute__((target("amx-tile,amx-bf16")))
-#define RPA_PACK_ATTR __attribute__((target("avx512f,avx512bw")))
+#include "cpu/amx_rows.h"
 #endif
 
 namespace rpa::cpu {
-namespace {
-
-// The 64-byte operand of ldtilecfg: palette 1, then bytes per row and rows of
-// each of the 16 tile registers (8 exist).
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t bytes_per_row[16] = {};
-  uint8_t rows[16] = {};
-};
-
-constexpr int64_t kRowBytes = 64;
-
-}  // namespace
-
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
+constexpr int64_t kRowBytes = 64;
+
 RPA_AMX_ATTR void amx_begin() {
-  TileConfig config;
+  amx::TileConfig config;
   for (int t = 0; t < 8; ++t) {
     config.bytes_per_row[t] = kRowBytes;
     config.rows[t] = 16;
   }
-  // GCC's tile intrinsics are asm statements that do not tell the compiler
-  // which memory they read: without this barrier it drops the stores above.
-  __asm__ volatile("" ::: "memory");
-  _tile_loadconfig(&config);
+  amx::load_config(config);
 }
 
 RPA_AMX_ATTR void amx_end() { _tile_release(); }
@@ -102,45 +77,19 @@ RPA_PACK_ATTR void amx_pack_queries(const uint16_t* qa, int64_t lanes, int64_t p
   }
 }
 
-// 64-byte vector copies, masked at head_dim's end, zeros past it and past
-// `count`: a key row is a handful of vectors, too short for memcpy's call.
 RPA_PACK_ATTR void amx_copy_keys(const uint16_t* const* k, int64_t count, int64_t head_dim,
                                  int64_t padded_dim, uint16_t* kc) {
   for (int64_t n = 0; n < kAmxKeys; ++n) {
-    uint16_t* row = kc + n * padded_dim;
-    for (int64_t d = 0; d < padded_dim; d += kAmxDims) {
-      const int64_t dims = n < count ? std::clamp<int64_t>(head_dim - d, 0, kAmxDims) : 0;
-      const __mmask32 valid = dims == 32 ? ~__mmask32{0} : (__mmask32{1} << dims) - 1u;
-      _mm512_storeu_si512(row + d, _mm512_maskz_loadu_epi16(valid, n < count ? k[n] + d : row));
-    }
+    amx::copy_row(n < count ? k[n] : nullptr, head_dim, padded_dim, kc + n * padded_dim);
   }
 }
 
 // Per key pair and 32 dims: two rows of 32 bf16 interleaved into 32 pairs.
 RPA_PACK_ATTR void amx_pack_values(const uint16_t* const* v, int64_t count, int64_t head_dim,
                                    uint32_t* vt) {
-  alignas(64) static constexpr uint16_t kLow[32] = {0,  32, 1,  33, 2,  34, 3,  35, 4,  36, 5,
-                                                    37, 6,  38, 7,  39, 8,  40, 9,  41, 10, 42,
-                                                    11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
-  alignas(64) static constexpr uint16_t kHigh[32] = {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21,
-                                                     53, 22, 54, 23, 55, 24, 56, 25, 57, 26, 58,
-                                                     27, 59, 28, 60, 29, 61, 30, 62, 31, 63};
-  const __m512i low = _mm512_load_si512(kLow);
-  const __m512i high = _mm512_load_si512(kHigh);
   for (int64_t p = 0; p < kAmxKeys / 2; ++p) {
-    const uint16_t* even = 2 * p < count ? v[2 * p] : nullptr;
-    const uint16_t* odd = 2 * p + 1 < count ? v[2 * p + 1] : nullptr;
-    uint32_t* row = vt + p * head_dim;
-    for (int64_t d = 0; d < head_dim; d += 32) {
-      const int64_t dims = std::min<int64_t>(32, head_dim - d);
-      const __mmask32 valid = dims == 32 ? ~__mmask32{0} : (__mmask32{1} << dims) - 1u;
-      const __m512i e = even != nullptr ? _mm512_maskz_loadu_epi16(valid, even + d)
-                                        : _mm512_setzero_si512();
-      const __m512i o = odd != nullptr ? _mm512_maskz_loadu_epi16(valid, odd + d)
-                                       : _mm512_setzero_si512();
-      _mm512_storeu_si512(row + d, _mm512_permutex2var_epi16(e, low, o));
-      if (dims == 32) _mm512_storeu_si512(row + d + 16, _mm512_permutex2var_epi16(e, high, o));
-    }
+    amx::interleave_rows(2 * p < count ? v[2 * p] : nullptr,
+                         2 * p + 1 < count ? v[2 * p + 1] : nullptr, head_dim, vt + p * head_dim);
   }
 }
 

@@ -170,39 +170,30 @@ void RunPrefillChain(const CpuCall& call, const Chain& chain, const PrefillScrat
     ScoresBF16(st.qp + b * dim * BlockLanes(), k_pairs + first_key, nk, dim, st.st);
   };
 #endif
-  for (int32_t it = 0; it < chain.count; ++it) {
-    const WorkItem& item = chain.items[it];
-    const int64_t begin = std::max<int64_t>(item.kv_begin, tile_lo);
-    const int64_t end = std::min<int64_t>(item.kv_end, tile_hi);
-    if (begin >= end) continue;
-    KeyCursor cursor(*call.plan, item, begin);
-    for (int64_t c0 = begin; c0 < end; c0 += kChunkKeys) {
-      const int64_t nc = std::min(kChunkKeys, end - c0);
-      for (int64_t n = 0; n < nc; ++n, cursor.next()) {
-        const T* k = call.k_cache.row<const T>(cursor.page(), cursor.slot(), h);
-        const T* v = call.v_cache.row<const T>(cursor.page(), cursor.slot(), h);
-        WidenCacheRow(v, v_scale, dim, st.v + n * dim);
-        v_rows[n] = st.v + n * dim;
+  ForEachChunk<T>(call, chain, tile_lo, tile_hi,
+                  [&](int64_t c0, int64_t nc, const T* const* k, const T* const* v) {
+    for (int64_t n = 0; n < nc; ++n) {
+      WidenCacheRow(v[n], v_scale, dim, st.v + n * dim);
+      v_rows[n] = st.v + n * dim;
 #if RPA_CPU_BF16_DOT_TARGET
-        if (dot) {
-          k_pairs[n] = reinterpret_cast<const uint16_t*>(k);
-          continue;
-        }
-#endif
-        WidenCacheRow(k, k_scale, dim, st.k + n * dim);
-        k_rows[n] = st.k + n * dim;
+      if (dot) {
+        k_pairs[n] = reinterpret_cast<const uint16_t*>(k[n]);
+        continue;
       }
-      for (int64_t b = 0; b < blocks; ++b) {
-#if RPA_CPU_BF16_DOT_TARGET
-        if (dot) {
-          BlockChunk(pb, st, b, rows, c0, nc, bf16_scores, v_rows);
-          continue;
-        }
 #endif
-        BlockChunk(pb, st, b, rows, c0, nc, widened_scores, v_rows);
-      }
+      WidenCacheRow(k[n], k_scale, dim, st.k + n * dim);
+      k_rows[n] = st.k + n * dim;
     }
-  }
+    for (int64_t b = 0; b < blocks; ++b) {
+#if RPA_CPU_BF16_DOT_TARGET
+      if (dot) {
+        BlockChunk(pb, st, b, rows, c0, nc, bf16_scores, v_rows);
+        continue;
+      }
+#endif
+      BlockChunk(pb, st, b, rows, c0, nc, widened_scores, v_rows);
+    }
+  });
   flush_tile(call, chain.items[chain.count - 1], st.m, st.l, st.o);
 }
 

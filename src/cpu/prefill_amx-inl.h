@@ -114,7 +114,6 @@ HWY_NOINLINE void RunPrefillChainAmx(const CpuCall& call, const Chain& chain,
   const WorkItem& first = chain.items[0];
   const int64_t dim = pb.head_dim;
   const int64_t padded_dim = amx_padded_dim(dim);
-  const int64_t h = first.kv_head;
   const int64_t rows = int64_t{first.q_rows} * pb.heads_per_kv;
   const int64_t blocks = (rows + BlockLanes() - 1) / BlockLanes();
   // The lanes' key ranges and empty states; PackAmxQ lays out q.
@@ -122,26 +121,14 @@ HWY_NOINLINE void RunPrefillChainAmx(const CpuCall& call, const Chain& chain,
   PackAmxQ(call, first, rows, blocks * BlockLanes(), padded_dim, st);
   const int64_t tile_lo = st.bounds[0];
   const int64_t tile_hi = st.bounds[4 * (blocks - 1) + 1];
-  const uint16_t* k_rows[kAmxKeys];
-  const uint16_t* v_rows[kAmxKeys];
   amx_begin();
-  for (int32_t it = 0; it < chain.count; ++it) {
-    const WorkItem& item = chain.items[it];
-    const int64_t begin = std::max<int64_t>(item.kv_begin, tile_lo);
-    const int64_t end = std::min<int64_t>(item.kv_end, tile_hi);
-    if (begin >= end) continue;
-    KeyCursor cursor(*call.plan, item, begin);
-    for (int64_t c0 = begin; c0 < end; c0 += kAmxKeys) {
-      const int64_t nc = std::min(kAmxKeys, end - c0);
-      for (int64_t n = 0; n < nc; ++n, cursor.next()) {
-        k_rows[n] = call.k_cache.row<const uint16_t>(cursor.page(), cursor.slot(), h);
-        v_rows[n] = call.v_cache.row<const uint16_t>(cursor.page(), cursor.slot(), h);
-      }
-      amx_copy_keys(k_rows, nc, dim, padded_dim, st.kc);
-      amx_pack_values(v_rows, nc, dim, st.vt);
-      for (int64_t b = 0; b < blocks; ++b) AmxBlockChunk(pb, st, b, c0, nc, padded_dim);
-    }
-  }
+  ForEachChunk<uint16_t>(call, chain, tile_lo, tile_hi,
+                         [&](int64_t c0, int64_t nc, const uint16_t* const* k,
+                             const uint16_t* const* v) {
+    amx_copy_keys(k, nc, dim, padded_dim, st.kc);
+    amx_pack_values(v, nc, dim, st.vt);
+    for (int64_t b = 0; b < blocks; ++b) AmxBlockChunk(pb, st, b, c0, nc, padded_dim);
+  });
   amx_end();
   flush_tile(call, chain.items[chain.count - 1], st.m, st.l, st.o);
 }

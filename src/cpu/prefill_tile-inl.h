@@ -141,6 +141,33 @@ void PackTile(const CpuCall& call, const WorkItem& first, int64_t rows, int64_t 
   }
 }
 
+// Walks the keys of a chain's items that some lane of the tile sees,
+// [tile_lo, tile_hi), in order and in chunks of at most kChunkKeys keys:
+// fn(c0, nc, k, v) gets the chunk's first key, its length and its K and V
+// rows of the chain's kv head, straight from their pages.
+template <typename T, typename Fn>
+HWY_INLINE void ForEachChunk(const CpuCall& call, const Chain& chain, int64_t tile_lo,
+                             int64_t tile_hi, const Fn& fn) {
+  const int64_t h = chain.items[0].kv_head;
+  const T* k[kChunkKeys];
+  const T* v[kChunkKeys];
+  for (int32_t it = 0; it < chain.count; ++it) {
+    const WorkItem& item = chain.items[it];
+    const int64_t begin = std::max<int64_t>(item.kv_begin, tile_lo);
+    const int64_t end = std::min<int64_t>(item.kv_end, tile_hi);
+    if (begin >= end) continue;
+    KeyCursor cursor(*call.plan, item, begin);
+    for (int64_t c0 = begin; c0 < end; c0 += kChunkKeys) {
+      const int64_t nc = std::min(kChunkKeys, end - c0);
+      for (int64_t n = 0; n < nc; ++n, cursor.next()) {
+        k[n] = call.k_cache.row<const T>(cursor.page(), cursor.slot(), h);
+        v[n] = call.v_cache.row<const T>(cursor.page(), cursor.slot(), h);
+      }
+      fn(c0, nc, k, v);
+    }
+  }
+}
+
 }  // namespace rpa::cpu::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
