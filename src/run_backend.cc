@@ -1,5 +1,6 @@
 #include "run_backend.h"
 
+#include "core/ieee_denormals.h"
 #include "cpu/cpu.h"
 #ifdef RPA_WITH_CUDA
 #include "cuda/cuda.h"
@@ -34,6 +35,9 @@ Status check_placement(Backend backend, const AttentionInputs& inputs,
 Status run_backend(const RunConfig& config, const Problem& problem, const Plan* plan,
                    const AttentionInputs& inputs, const AttentionOutputs& outputs) {
   const Backend backend = config.backend;
+  // The host backends compute on this thread (the cpu backend's workers set
+  // their own: cpu.cc).
+  const ScopedIeeeDenormals ieee;
   if (backend == Backend::kReference) return run_reference(problem, inputs, outputs);
   Plan built;
   if (backend == Backend::kCuda) {

@@ -14,6 +14,10 @@
 #include <tuple>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+
 #include "core/compare.h"
 #include "core/problem.h"
 #include "generate/batch.h"
@@ -113,6 +117,29 @@ TEST(Fp8Attention, CpuDecodeWithLongContexts) {
     expect_close(batch, run_cpu_plan(batch, small_config(spec.page_size, seed), 2), want);
   }
 }
+
+#if defined(__x86_64__)
+// A serving engine's threads may flush denormals to zero (XLA's CPU threads
+// set FTZ and DAZ); the fp8 decode keeps its values far down the f32 range,
+// so the cpu backend runs with IEEE denormals whatever the caller's setting,
+// on the calling thread and on its OpenMP workers, and gives it back.
+TEST(Fp8Attention, CpuIgnoresTheCallersFlushToZero) {
+  constexpr unsigned kFtzDaz = 0x8040;
+  for (uint64_t seed = 80; seed < 84; ++seed) {
+    const gen::Batch batch = gen::generate(decode_only(fp8_spec(seed), 600));
+    const Outputs want = run(batch, Backend::kReference);
+    const unsigned saved = _mm_getcsr();
+    _mm_setcsr(saved | kFtzDaz);
+    Outputs one = run_cpu_plan(batch, {}, 1);
+    Outputs two = run_cpu_plan(batch, {}, 2);
+    const unsigned after = _mm_getcsr();
+    _mm_setcsr(saved);
+    EXPECT_EQ(after, saved | kFtzDaz) << "the caller's setting was not given back";
+    expect_close(batch, one, want);
+    expect_close(batch, two, want);
+  }
+}
+#endif
 
 TEST(Fp8Attention, CpuOnEveryCompiledTarget) {
   for (const int64_t target : hwy::SupportedAndGeneratedTargets()) {

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/ieee_denormals.h"
 #include "cpu/call.h"
 #include "cpu/cpu_features.h"
 #include "cpu/epilogue.h"
@@ -54,6 +55,7 @@ Status RunTasks(const CpuCall& call, int threads) {
   const int64_t num_merges = static_cast<int64_t>(plan.merges.size());
 #pragma omp parallel num_threads(threads)
   {
+    const ScopedIeeeDenormals ieee;  // on every worker, whatever its setting
     float* mine = scratch.get() + per_thread * omp_get_thread_num();
     const DecodeScratch decode = DecodeScratch::carve(mine, decode_heads, dim);
     const PrefillScratch prefill = PrefillScratch::carve(mine, tile_lanes, dim);

@@ -4,7 +4,6 @@
 #include <cstring>
 
 #include "call_frame.h"
-#include "ieee_denormals.h"
 #include "rpa_xla.h"
 
 namespace rpa::xla_ffi {
@@ -26,7 +25,6 @@ ffi::Error attention_host(ffi::RemainingArgs args, ffi::RemainingRets rets, ffi:
   if (status.ok()) {
     RunConfig config;
     config.backend = Backend::kCpu;
-    const ScopedIeeeDenormals ieee;
     status = attention(call.inputs, call.options, call.outputs, config);
   }
   if (!status.ok()) return to_ffi_error(status);  // nothing was written

@@ -1,11 +1,9 @@
-// XLA's CPU runtime runs its threads, and so the custom calls on them, with
-// denormals flushed to zero (FTZ and DAZ in x86's MXCSR, FZ in Arm's FPCR).
-// rpa's CPU kernels are written and tested for IEEE arithmetic, and their
-// results change without it: the fp8 decode path keeps its scores and
-// values far down the f32 range, where flushing loses them. So the host
-// handler runs rpa with IEEE denormals and gives XLA its setting back after.
-// The OpenMP workers of the calling thread are created inside the call (on
-// its first parallel region) and inherit the environment set here.
+// A serving engine's threads may run with denormals flushed to zero (FTZ and
+// DAZ in x86's MXCSR, FZ in Arm's FPCR; XLA's CPU runtime sets them). rpa's
+// kernels are written and tested for IEEE arithmetic, and the fp8 decode
+// keeps its scores and values far down the f32 range, where flushing loses
+// them. So each thread that runs a kernel holds one of these for the run:
+// IEEE denormals inside, the thread's own setting given back after.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +12,7 @@
 #include <xmmintrin.h>
 #endif
 
-namespace rpa::xla_ffi {
+namespace rpa {
 
 class ScopedIeeeDenormals {
  public:
@@ -45,4 +43,4 @@ class ScopedIeeeDenormals {
   uint64_t saved_;
 };
 
-}  // namespace rpa::xla_ffi
+}  // namespace rpa
