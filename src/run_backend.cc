@@ -5,7 +5,6 @@
 #ifdef RPA_WITH_CUDA
 #include "cuda/cuda.h"
 #endif
-#include "plan/planner.h"
 #include "reference/reference.h"
 #include "single_loop/single_loop.h"
 
@@ -32,32 +31,26 @@ Status check_placement(Backend backend, const AttentionInputs& inputs,
   return Status::Ok();
 }
 
-Status run_backend(const RunConfig& config, const Problem& problem, const Plan* plan,
+Status run_backend(const RunConfig& config, const Problem& problem, const Plan& plan,
                    const AttentionInputs& inputs, const AttentionOutputs& outputs) {
-  const Backend backend = config.backend;
   // The host backends compute on this thread (the cpu backend's workers set
   // their own: cpu.cc).
   const ScopedIeeeDenormals ieee;
-  if (backend == Backend::kReference) return run_reference(problem, inputs, outputs);
-  Plan built;
-  if (backend == Backend::kCuda) {
+  switch (config.backend) {
+    case Backend::kReference:
+      return run_reference(problem, inputs, outputs);
+    case Backend::kSingleLoop:
+      return run_single_loop(problem, plan, inputs, outputs);
+    case Backend::kCuda:
 #ifdef RPA_WITH_CUDA
-    if (plan == nullptr) {
-      RPA_RETURN_IF_ERROR(build_plan(problem, cuda_plan_config(problem), &built));
-      plan = &built;
-    }
-    return run_cuda(problem, *plan, inputs, outputs, config.cuda_stream);
+      return run_cuda(problem, plan, inputs, outputs, config.cuda_stream);
 #else
-    return Status::Unsupported(
-        "backend 'cuda' is not built into this copy of rpa (no nvcc at build time)");
+      return Status::Unsupported(
+          "backend 'cuda' is not built into this copy of rpa (no nvcc at build time)");
 #endif
+    default:
+      return run_cpu(problem, plan, inputs, outputs, config.threads);
   }
-  if (plan == nullptr) {
-    RPA_RETURN_IF_ERROR(build_plan(problem, PlanConfig{}, &built));
-    plan = &built;
-  }
-  if (backend == Backend::kSingleLoop) return run_single_loop(problem, *plan, inputs, outputs);
-  return run_cpu(problem, *plan, inputs, outputs, config.threads);
 }
 
 }  // namespace rpa

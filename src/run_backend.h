@@ -1,6 +1,5 @@
 // Dispatch of a described problem to a backend: the one place that knows which
-// backends are built in, shared by the one-shot entry (attention.cc) and plan
-// runs (capi/plan_c.cc).
+// backends are built in. The orchestrator (attention.cc) is its one caller.
 #pragma once
 
 #include "core/problem.h"
@@ -19,9 +18,9 @@ Status check_placement(Backend backend, const AttentionInputs& inputs,
                        const AttentionOutputs& outputs);
 
 // Runs `config.backend` (resolved) with `config.threads` (0 = all) on
-// `problem`, described from `inputs` and `outputs`. `plan` is built here when
-// null and the backend needs one; a given plan must be `problem`'s.
-Status run_backend(const RunConfig& config, const Problem& problem, const Plan* plan,
+// `problem`, described from `inputs` and `outputs`, and `plan`, made from it
+// (the reference backend does not read the plan).
+Status run_backend(const RunConfig& config, const Problem& problem, const Plan& plan,
                    const AttentionInputs& inputs, const AttentionOutputs& outputs);
 
 }  // namespace rpa

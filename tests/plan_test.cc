@@ -5,11 +5,14 @@
 #include <array>
 #include <cstring>
 #include <map>
+#include <string>
 #include <tuple>
 #include <vector>
 
 #include "core/problem.h"
 #include "generate/batch.h"
+#include "owned_outputs.h"
+#include "plan/heuristics.h"
 #include "rpa/plan.h"
 
 namespace rpa {
@@ -331,6 +334,72 @@ TEST(Plan, RejectsSizesThatBreakPages) {
   s = make_plan(batch.inputs(), spec.options, &plan, PlanConfig{0, 32, 48});
   EXPECT_NE(s.message().find("split_tokens = 48 must be a multiple of kv_chunk_tokens 32"), std::string::npos)
       << s.message();
+}
+
+// Plan once, run per layer: a plan's run gives the one-shot call's bits on
+// every host backend, layer after layer (new q and caches of the same
+// shapes), and the one-shot call is itself make_plan + run.
+TEST(Plan, RunOfAPlanIsTheOneShotCall) {
+  for (uint64_t seed = 1; seed < 7; ++seed) {
+    gen::BatchSpec spec = random_spec(seed);
+    spec.lse = seed % 2 == 0;
+    const gen::Batch batch = gen::generate(spec);
+    // Another layer: the same metadata and shapes, q rotated by one row.
+    gen::Batch layer2 = batch;
+    std::rotate(layer2.q.begin(), layer2.q.begin() + layer2.q.size() / batch.num_tokens,
+                layer2.q.end());
+    Plan plan;
+    ASSERT_TRUE(make_plan(batch.inputs(), spec.options, &plan).ok());
+    EXPECT_EQ(plan.backend, Backend::kCpu);
+    for (const Backend backend : {Backend::kCpu, Backend::kSingleLoop, Backend::kReference}) {
+      for (const gen::Batch* layer : {&batch, static_cast<const gen::Batch*>(&layer2)}) {
+        const AttentionInputs inputs = layer->inputs();
+        Outputs planned = make_outputs(*layer), once = make_outputs(*layer);
+        const Status s = run(plan, inputs, planned.views, RunConfig{backend, 2});
+        ASSERT_TRUE(s.ok()) << s.message();
+        ASSERT_TRUE(attention(inputs, spec.options, once.views, RunConfig{backend, 2}).ok());
+        EXPECT_EQ(planned.out, once.out) << "seed " << seed << " " << backend_name(backend);
+        EXPECT_EQ(std::memcmp(planned.lse.data(), once.lse.data(), once.lse.size() * 4), 0);
+      }
+    }
+  }
+}
+
+TEST(Plan, RunRefusesTensorsOfOtherShapesAndWritesNothing) {
+  const gen::BatchSpec spec = random_spec(3);
+  const gen::Batch batch = gen::generate(spec);
+  Plan plan;
+  ASSERT_TRUE(make_plan(batch.inputs(), spec.options, &plan).ok());
+  AttentionInputs inputs = batch.inputs();
+  inputs.q.shape[0] -= 1;  // fewer token rows than planned
+  Outputs o = make_outputs(batch);
+  o.views.out.shape[0] -= 1;
+  const Status s = run(plan, inputs, o.views);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("q.shape[0] (num_tokens) = " + std::to_string(inputs.q.shape[0]) +
+                             " but the plan was made for " +
+                             std::to_string(batch.inputs().q.shape[0])),
+            std::string::npos)
+      << s.message();
+  EXPECT_EQ(o.out, batch.make_out());
+}
+
+// A plan carries its backend's sizes: one made for cuda (explicitly, or by
+// kAuto for device tensors) has the cuda backend's tiles and chunks, so plan
+// runs and one-shot calls on the GPU cut the work alike.
+TEST(Plan, APlanForCudaHasTheCudaSizes) {
+  const gen::BatchSpec spec = random_spec(4);
+  const gen::Batch batch = gen::generate(spec);
+  Plan plan;
+  ASSERT_TRUE(make_plan(batch.inputs(), spec.options, &plan, {}, Backend::kCuda).ok());
+  EXPECT_EQ(plan.backend, Backend::kCuda);
+  EXPECT_EQ(plan.config.q_tile_rows, heuristics::cuda_q_tile_rows(spec.heads_per_kv));
+  EXPECT_EQ(plan.config.kv_chunk_tokens, heuristics::cuda_kv_chunk_tokens(spec.page_size));
+  // Sizes given explicitly still win.
+  ASSERT_TRUE(make_plan(batch.inputs(), spec.options, &plan, PlanConfig{5, 0, 0},
+                        Backend::kCuda).ok());
+  EXPECT_EQ(plan.config.q_tile_rows, 5);
+  EXPECT_EQ(plan.config.kv_chunk_tokens, heuristics::cuda_kv_chunk_tokens(spec.page_size));
 }
 
 }  // namespace

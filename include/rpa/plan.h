@@ -87,7 +87,12 @@ struct Plan {
   int64_t heads_per_kv = 0;
   int64_t head_dim = 0;
   int64_t page_size = 0;
+  int64_t num_tokens = 0;      // q's rows, as planned
+  int64_t num_pages = 0;       // the caches' pages, as planned
+  int64_t batch_capacity = 0;  // block_table's rows, as planned
   int32_t sliding_window = 0;
+  AttentionOptions options;           // the options it was made for
+  Backend backend = Backend::kCpu;    // the backend whose sizes it has (never kAuto)
   PlanConfig config;  // the resolved sizes, never 0
 
   std::vector<WorkItem> decode_items;   // q_rows == 1
@@ -106,8 +111,20 @@ struct Plan {
   int64_t partial_row_floats() const { return heads_per_kv * partial_record_floats(); }
 };
 
-// Plans a validated call. Cost O(batch_capacity + items).
+// Plans a validated call for `backend` (kAuto: the one attention() would
+// pick for these tensors), with that backend's sizes wherever `config`
+// leaves 0. Cost O(batch_capacity + items).
 Status make_plan(const AttentionInputs& inputs, const AttentionOptions& options, Plan* plan,
-                 const PlanConfig& config = {});
+                 const PlanConfig& config = {}, Backend backend = Backend::kAuto);
+
+// Runs `plan` on one layer's tensors: plan once per batch step, run once per
+// layer. `inputs` holds this layer's q, k_cache, v_cache (the planned shapes),
+// sinks and scales, and the block_table, seq_lens and query_start_len the plan
+// was made from: make_plan checked those, and they are not read or checked
+// again (only the O(1) checks of shapes, dtypes and placement run).
+// `config.backend` kAuto runs the plan's backend. The one-shot attention()
+// is make_plan + run. Writes nothing on error.
+Status run(const Plan& plan, const AttentionInputs& inputs, const AttentionOutputs& outputs,
+           const RunConfig& config = {});
 
 }  // namespace rpa

@@ -6,8 +6,7 @@
 #include "capi/convert.h"
 #include "capi/errors.h"
 #include "core/message.h"
-#include "core/problem.h"
-#include "run_backend.h"
+#include "rpa/plan.h"
 
 struct rpa_plan {
   rpa::Plan plan;
@@ -58,7 +57,8 @@ Status create(const rpa_attention_inputs& c_inputs, const rpa_options* c_options
   AttentionInputs inputs;
   RPA_RETURN_IF_ERROR(to_inputs(c_inputs, &inputs));
   RPA_RETURN_IF_ERROR(to_options(c_options, &plan->options, &plan->config));
-  RPA_RETURN_IF_ERROR(make_plan(inputs, plan->options, &plan->plan));
+  // Planned with the sizes of the backend it will run on (cuda's for device tensors).
+  RPA_RETURN_IF_ERROR(make_plan(inputs, plan->options, &plan->plan, {}, plan->config.backend));
   plan->q = inputs.q;
   plan->k_cache = inputs.k_cache;
   plan->v_cache = inputs.v_cache;
@@ -88,12 +88,7 @@ Status run(const rpa_plan& plan, const rpa_layer_inputs& c_inputs,
 
   // The metadata was checked when the plan was made and cannot have changed
   // since: only the O(1) checks of this layer's tensors and outputs run here.
-  RunConfig config = plan.config;
-  config.backend = resolve_backend(plan.config.backend, inputs);
-  RPA_RETURN_IF_ERROR(check_placement(config.backend, inputs, outputs));
-  Problem problem;
-  RPA_RETURN_IF_ERROR(describe(inputs, plan.options, &outputs, &problem));
-  return run_backend(config, problem, &plan.plan, inputs, outputs);
+  return rpa::run(plan.plan, inputs, outputs, plan.config);
 }
 
 }  // namespace

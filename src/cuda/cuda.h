@@ -34,11 +34,6 @@ Status check_cuda_placement(const AttentionInputs& inputs, const AttentionOutput
 Status check_host_placement(const AttentionInputs& inputs, const AttentionOutputs& outputs,
                             std::string_view backend);
 
-// The sizes the cuda backend plans with: prefill tiles of about 64 packed
-// rows (rows x heads_per_kv) and shorter splits than the CPU's, since an H200
-// has 132 SMs to fill.
-PlanConfig cuda_plan_config(const Problem& problem);
-
 // Runs `plan` (of `problem`) on `stream` (a cudaStream_t; null = the default
 // stream, and the call waits for the result).
 Status run_cuda(const Problem& problem, const Plan& plan, const AttentionInputs& inputs,

@@ -216,17 +216,6 @@ Status check_host_placement(const AttentionInputs& inputs, const AttentionOutput
   return Status::Ok();
 }
 
-PlanConfig cuda_plan_config(const Problem& problem) {
-  PlanConfig config;
-  // About 64 packed rows per prefill tile: one CTA's Q tile (cuda/prefill.cuh).
-  config.q_tile_rows = static_cast<int32_t>(std::max<int64_t>(1, 64 / problem.heads_per_kv));
-  // 256-key items; 1024-key splits give a 32k-token decode row 32 CTAs per kv
-  // head, while a split's partial costs (head_dim + 2) floats per 1024 keys.
-  config.kv_chunk_tokens = static_cast<int32_t>(std::max<int64_t>(problem.page_size, 256));
-  config.split_tokens = 4 * config.kv_chunk_tokens;
-  return config;
-}
-
 Status run_cuda(const Problem& problem, const Plan& plan, const AttentionInputs& inputs,
                 const AttentionOutputs& outputs, void* stream_handle) {
   RPA_RETURN_IF_ERROR(cuda_device_status());

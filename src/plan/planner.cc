@@ -140,14 +140,33 @@ class Builder {
 
 }  // namespace
 
-Status build_plan(const Problem& problem, const PlanConfig& config, Plan* plan) {
+PlanConfig backend_config(Backend backend, const Problem& problem) {
+  if (backend != Backend::kCuda) return PlanConfig{};  // 0: the CPU heuristics
+  PlanConfig config;
+  config.q_tile_rows = heuristics::cuda_q_tile_rows(problem.heads_per_kv);
+  config.kv_chunk_tokens = heuristics::cuda_kv_chunk_tokens(problem.page_size);
+  config.split_tokens = heuristics::split_tokens(config.kv_chunk_tokens);
+  return config;
+}
+
+Status build_plan(const Problem& problem, const PlanConfig& config, Plan* plan, Backend backend) {
   *plan = Plan{};
-  RPA_RETURN_IF_ERROR(resolve_config(problem, config, &plan->config));
+  const PlanConfig sizes = backend_config(backend, problem);
+  PlanConfig requested = config;
+  if (requested.q_tile_rows == 0) requested.q_tile_rows = sizes.q_tile_rows;
+  if (requested.kv_chunk_tokens == 0) requested.kv_chunk_tokens = sizes.kv_chunk_tokens;
+  if (requested.split_tokens == 0) requested.split_tokens = sizes.split_tokens;
+  RPA_RETURN_IF_ERROR(resolve_config(problem, requested, &plan->config));
   plan->num_kv_heads = problem.num_kv_heads;
   plan->heads_per_kv = problem.heads_per_kv;
   plan->head_dim = problem.head_dim;
   plan->page_size = problem.page_size;
+  plan->num_tokens = problem.num_tokens;
+  plan->num_pages = problem.num_pages;
+  plan->batch_capacity = problem.batch_capacity;
   plan->sliding_window = problem.sliding_window;
+  plan->options = AttentionOptions{problem.scale, problem.sliding_window, problem.logit_soft_cap};
+  plan->backend = backend;
 
   Builder builder(problem, plan);
   for (int64_t s = 0; s < problem.batch_capacity; ++s) {
