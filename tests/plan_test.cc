@@ -67,7 +67,7 @@ TEST(Plan, ItemsCoverExactlyTheVisibleKeysOfEveryRow) {
       for (const WorkItem& item : all_items(plan)) {
         bool any_visible = false;
         for (int64_t r = 0; r < item.q_rows; ++r) {
-          const auto [lo, hi] = visible_range(item.q_pos + r, item.seq_len, plan.sliding_window);
+          const auto [lo, hi] = visible_range(item.q_pos + r, item.seq_len, plan.options.sliding_window);
           for (int64_t k = item.kv_begin; k < item.kv_end; ++k) {
             if (k >= lo && k < hi) {
               ++streamed[{item.q_row + r, item.kv_head, k}];
@@ -87,7 +87,7 @@ TEST(Plan, ItemsCoverExactlyTheVisibleKeysOfEveryRow) {
         const int64_t seq_len = batch.seq_lens[s];
         if (seq_len == 0 || q_len == 0) continue;
         for (int64_t i = 0; i < q_len; ++i) {
-          const auto [lo, hi] = visible_range(seq_len - q_len + i, seq_len, plan.sliding_window);
+          const auto [lo, hi] = visible_range(seq_len - q_len + i, seq_len, plan.options.sliding_window);
           visible_total += hi - lo;
           for (int64_t h = 0; h < batch.spec.num_kv_heads; ++h) {
             for (int64_t k = lo; k < hi; ++k) {
@@ -400,6 +400,11 @@ TEST(Plan, APlanForCudaHasTheCudaSizes) {
                         Backend::kCuda).ok());
   EXPECT_EQ(plan.config.q_tile_rows, 5);
   EXPECT_EQ(plan.config.kv_chunk_tokens, heuristics::cuda_kv_chunk_tokens(spec.page_size));
+  // A given chunk sets the default split, as on the CPU.
+  const int32_t chunk = 3 * 256;
+  ASSERT_TRUE(make_plan(batch.inputs(), spec.options, &plan, PlanConfig{0, chunk, 0},
+                        Backend::kCuda).ok());
+  EXPECT_EQ(plan.config.split_tokens, heuristics::split_tokens(chunk));
 }
 
 }  // namespace

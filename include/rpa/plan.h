@@ -90,8 +90,7 @@ struct Plan {
   int64_t num_tokens = 0;      // q's rows, as planned
   int64_t num_pages = 0;       // the caches' pages, as planned
   int64_t batch_capacity = 0;  // block_table's rows, as planned
-  int32_t sliding_window = 0;
-  AttentionOptions options;           // the options it was made for
+  AttentionOptions options;           // the options it was made for (scale resolved)
   Backend backend = Backend::kCpu;    // the backend whose sizes it has (never kAuto)
   PlanConfig config;  // the resolved sizes, never 0
 

@@ -1,7 +1,8 @@
-// Row moves shared by the AMX prefill and decode kernels (amx_tiles.cc,
-// amx_decode.cc): bf16 rows into A-tile rows and pairs of rows into B-tile
-// order, with AVX-512 (every AMX CPU has it), and the tile configuration.
-// Included only by those files, which compile it for x86 with GCC or clang.
+// What the AMX prefill kernels (amx_tiles.cc) and the AMX peak probe
+// (bench/bf16_native.cc) share: the tile configuration, and row moves of bf16
+// rows into A-tile rows and of pairs of rows into B-tile order, with AVX-512
+// (every AMX CPU has it). Included only by files compiled for x86 with GCC or
+// clang.
 #pragma once
 
 // GCC 12's AVX-512 intrinsics build their unmasked forms from a deliberately

@@ -15,12 +15,18 @@ namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-Status resolve_config(const Problem& problem, const PlanConfig& requested, PlanConfig* config) {
+// The sizes `backend` plans with where the caller gives 0 (heuristics.h);
+// every backend splits at the same multiple of its chunk.
+Status resolve_config(const Problem& problem, const PlanConfig& requested, Backend backend,
+                      PlanConfig* config) {
   const int32_t page = static_cast<int32_t>(problem.page_size);
-  config->q_tile_rows = requested.q_tile_rows > 0 ? requested.q_tile_rows
-                                                  : heuristics::q_tile_rows(problem.heads_per_kv);
-  config->kv_chunk_tokens = requested.kv_chunk_tokens > 0 ? requested.kv_chunk_tokens
-                                                          : heuristics::kv_chunk_tokens(page);
+  const bool cuda = backend == Backend::kCuda;
+  const int32_t tile_rows = cuda ? heuristics::cuda_q_tile_rows(problem.heads_per_kv)
+                                 : heuristics::q_tile_rows(problem.heads_per_kv);
+  const int32_t chunk =
+      cuda ? heuristics::cuda_kv_chunk_tokens(page) : heuristics::kv_chunk_tokens(page);
+  config->q_tile_rows = requested.q_tile_rows > 0 ? requested.q_tile_rows : tile_rows;
+  config->kv_chunk_tokens = requested.kv_chunk_tokens > 0 ? requested.kv_chunk_tokens : chunk;
   config->split_tokens = requested.split_tokens > 0
                              ? requested.split_tokens
                              : heuristics::split_tokens(config->kv_chunk_tokens);
@@ -58,7 +64,7 @@ class Builder {
     const int64_t context = problem_.context_len(s);
     const int64_t page = problem_.page_size;
     const int64_t hi = std::min(seq_len, context + b);
-    const int64_t lo = row_lo(context + a, plan_.sliding_window);
+    const int64_t lo = row_lo(context + a, plan_.options.sliding_window);
     const bool decode = problem_.q_len(s) == 1;
 
     // The tile's pages are listed once and shared by every kv head's items.
@@ -122,7 +128,7 @@ class Builder {
     (q_len == 1 ? stats.decode_rows : stats.prefill_rows) += q_len;
     for (int64_t i = 0; i < q_len; ++i) {
       const int64_t pos = context + i;
-      stats.visible_kv_tokens += pos + 1 - row_lo(pos, plan_.sliding_window);
+      stats.visible_kv_tokens += pos + 1 - row_lo(pos, plan_.options.sliding_window);
     }
     const int64_t tile = q_len == 1 ? 1 : plan_.config.q_tile_rows;
     const int64_t split = plan_.config.split_tokens * ceil_div(q_len, tile);
@@ -140,23 +146,9 @@ class Builder {
 
 }  // namespace
 
-PlanConfig backend_config(Backend backend, const Problem& problem) {
-  if (backend != Backend::kCuda) return PlanConfig{};  // 0: the CPU heuristics
-  PlanConfig config;
-  config.q_tile_rows = heuristics::cuda_q_tile_rows(problem.heads_per_kv);
-  config.kv_chunk_tokens = heuristics::cuda_kv_chunk_tokens(problem.page_size);
-  config.split_tokens = heuristics::split_tokens(config.kv_chunk_tokens);
-  return config;
-}
-
 Status build_plan(const Problem& problem, const PlanConfig& config, Plan* plan, Backend backend) {
   *plan = Plan{};
-  const PlanConfig sizes = backend_config(backend, problem);
-  PlanConfig requested = config;
-  if (requested.q_tile_rows == 0) requested.q_tile_rows = sizes.q_tile_rows;
-  if (requested.kv_chunk_tokens == 0) requested.kv_chunk_tokens = sizes.kv_chunk_tokens;
-  if (requested.split_tokens == 0) requested.split_tokens = sizes.split_tokens;
-  RPA_RETURN_IF_ERROR(resolve_config(problem, requested, &plan->config));
+  RPA_RETURN_IF_ERROR(resolve_config(problem, config, backend, &plan->config));
   plan->num_kv_heads = problem.num_kv_heads;
   plan->heads_per_kv = problem.heads_per_kv;
   plan->head_dim = problem.head_dim;
@@ -164,7 +156,6 @@ Status build_plan(const Problem& problem, const PlanConfig& config, Plan* plan, 
   plan->num_tokens = problem.num_tokens;
   plan->num_pages = problem.num_pages;
   plan->batch_capacity = problem.batch_capacity;
-  plan->sliding_window = problem.sliding_window;
   plan->options = AttentionOptions{problem.scale, problem.sliding_window, problem.logit_soft_cap};
   plan->backend = backend;
 

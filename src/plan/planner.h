@@ -7,11 +7,8 @@
 namespace rpa {
 
 // Cost O(batch_capacity + items); reads only live block_table entries. The
-// plan gets `backend`'s sizes (backend_config) wherever `config` has 0.
+// plan gets `backend`'s sizes (heuristics.h) wherever `config` has 0.
 Status build_plan(const Problem& problem, const PlanConfig& config, Plan* plan,
                   Backend backend = Backend::kCpu);
-
-// The sizes `backend` runs best with (heuristics.h).
-PlanConfig backend_config(Backend backend, const Problem& problem);
 
 }  // namespace rpa
