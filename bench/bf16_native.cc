@@ -7,7 +7,9 @@
 #include "bench/machine_kernels.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include "cpu/amx_rows.h"
+#include <immintrin.h>
+
+#include "cpu/amx_tiles.h"
 
 namespace rpa::bench {
 
@@ -39,24 +41,20 @@ __attribute__((target("avx512f,avx512bf16"))) KernelWork bf16_vdpbf16ps_chains(i
   return {flops, total};
 }
 
-
 // Four independent 16 x 16 f32 accumulator tiles, each fed by one of two A
 // tiles (16 x 32 bf16) and one of two B tiles, all loaded once: tdpbf16ps
 // issues back to back as in a GEMM's inner loop, which is the ceiling of any
 // bf16 matrix product on the core.
+// The tiles are configured by the kernels' own amx_begin (16 rows of 64
+// bytes each).
 __attribute__((target("amx-tile,amx-bf16"))) KernelWork bf16_amx_tiles(int64_t iters) {
-  cpu::amx::TileConfig config;
-  for (int t = 0; t < 8; ++t) {
-    config.bytes_per_row[t] = 64;
-    config.rows[t] = 16;
-  }
   // The same values as the vdpbf16ps chains: sums that stay finite.
   alignas(64) uint32_t a[16 * 16], b[16 * 16];
   for (int i = 0; i < 16 * 16; ++i) {
     a[i] = 0x3E803F00u;
     b[i] = 0xBA003A80u;
   }
-  cpu::amx::load_config(config);
+  cpu::amx_begin();
   // GCC's tile intrinsics are asm statements that do not tell the compiler
   // which memory they read or write: the barriers keep the stores to a and b
   // above and the read of c below.
@@ -78,7 +76,7 @@ __attribute__((target("amx-tile,amx-bf16"))) KernelWork bf16_amx_tiles(int64_t i
   alignas(64) float c[16 * 16];
   _tile_stored(0, c, 64);
   __asm__ volatile("" ::: "memory");
-  _tile_release();
+  cpu::amx_end();
   // Each tdpbf16ps: 16 x 16 outputs, 32 multiply-adds each.
   const double flops = 4.0 * 16 * 16 * 32 * 2 * static_cast<double>(iters);
   return {flops, c[0]};

@@ -1,7 +1,16 @@
 #include "cpu/amx_tiles.h"
 
+#include <algorithm>
+
 #if defined(__x86_64__) && defined(__GNUC__)
-#include "cpu/amx_rows.h"
+// GCC 12's AVX-512 intrinsics build their unmasked forms from a deliberately
+// undefined vector, which -Wmaybe-uninitialized reports once they are inlined.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#define RPA_AMX_ATTR __attribute__((target("amx-tile,amx-bf16")))
+#define RPA_PACK_ATTR __attribute__((target("avx512f,avx512bw")))
 #endif
 
 namespace rpa::cpu {
@@ -10,18 +19,55 @@ namespace rpa::cpu {
 
 constexpr int64_t kRowBytes = 64;
 
-RPA_AMX_ATTR void amx_begin() {
-  amx::TileConfig config;
-  for (int t = 0; t < 8; ++t) {
-    config.bytes_per_row[t] = kRowBytes;
-    config.rows[t] = 16;
-  }
-  amx::load_config(config);
+namespace {
+
+// The 64-byte operand of ldtilecfg: palette 1, then bytes per row and rows of
+// each of the 16 tile registers (8 exist).
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t bytes_per_row[16] = {};
+  uint8_t rows[16] = {};
+};
+
+inline __mmask32 first_n(int64_t n) {
+  return n >= 32 ? ~__mmask32{0} : (__mmask32{1} << std::max<int64_t>(n, 0)) - 1u;
 }
 
-RPA_AMX_ATTR void amx_end() { _tile_release(); }
+// dst[0, padded_dim) = src[0, head_dim), then zeros; all zeros for null src.
+RPA_PACK_ATTR inline void copy_row(const uint16_t* src, int64_t head_dim, int64_t padded_dim,
+                                   uint16_t* dst) {
+  for (int64_t d = 0; d < padded_dim; d += 32) {
+    const __mmask32 valid = src != nullptr ? first_n(head_dim - d) : 0;
+    _mm512_storeu_si512(dst + d, _mm512_maskz_loadu_epi16(valid, src != nullptr ? src + d : dst));
+  }
+}
 
-namespace {
+// dst[d] = the bf16 pair (even[d], odd[d]) for d < head_dim (a multiple of
+// 16); a null row reads as zeros.
+RPA_PACK_ATTR inline void interleave_rows(const uint16_t* even, const uint16_t* odd,
+                                          int64_t head_dim, uint32_t* dst) {
+  alignas(64) static constexpr uint16_t kLow[32] = {0,  32, 1,  33, 2,  34, 3,  35, 4,  36, 5,
+                                                    37, 6,  38, 7,  39, 8,  40, 9,  41, 10, 42,
+                                                    11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+  alignas(64) static constexpr uint16_t kHigh[32] = {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21,
+                                                     53, 22, 54, 23, 55, 24, 56, 25, 57, 26, 58,
+                                                     27, 59, 28, 60, 29, 61, 30, 62, 31, 63};
+  const __m512i low = _mm512_load_si512(kLow);
+  const __m512i high = _mm512_load_si512(kHigh);
+  for (int64_t d = 0; d < head_dim; d += 32) {
+    const __mmask32 valid = first_n(head_dim - d);
+    const __m512i e =
+        even != nullptr ? _mm512_maskz_loadu_epi16(valid, even + d) : _mm512_setzero_si512();
+    const __m512i o =
+        odd != nullptr ? _mm512_maskz_loadu_epi16(valid, odd + d) : _mm512_setzero_si512();
+    _mm512_storeu_si512(dst + d, _mm512_permutex2var_epi16(e, low, o));
+    if (head_dim - d >= 32) {
+      _mm512_storeu_si512(dst + d + 16, _mm512_permutex2var_epi16(e, high, o));
+    }
+  }
+}
 
 // Transposes 16 x 16 32-bit elements in place: rows[c] holds element c of
 // every input row afterwards. 32-bit, then 64-bit interleaves leave 4 x 4
@@ -59,6 +105,20 @@ RPA_PACK_ATTR inline __m512i round_to_bf16(__m512i bits) {
 
 }  // namespace
 
+RPA_AMX_ATTR void amx_begin() {
+  TileConfig config;
+  for (int t = 0; t < 8; ++t) {
+    config.bytes_per_row[t] = kRowBytes;
+    config.rows[t] = 16;
+  }
+  // GCC's tile intrinsics are asm statements that do not tell the compiler
+  // which memory they read: without the barrier it drops the config's stores.
+  __asm__ volatile("" ::: "memory");
+  _tile_loadconfig(&config);
+}
+
+RPA_AMX_ATTR void amx_end() { _tile_release(); }
+
 // Per 16 lanes and 32 dims: the lanes' 16 bf16 pairs each, one row per
 // lane, transposed into 16 rows of one pair per lane.
 RPA_PACK_ATTR void amx_pack_queries(const uint16_t* qa, int64_t lanes, int64_t padded_dim,
@@ -80,7 +140,7 @@ RPA_PACK_ATTR void amx_pack_queries(const uint16_t* qa, int64_t lanes, int64_t p
 RPA_PACK_ATTR void amx_copy_keys(const uint16_t* const* k, int64_t count, int64_t head_dim,
                                  int64_t padded_dim, uint16_t* kc) {
   for (int64_t n = 0; n < kAmxKeys; ++n) {
-    amx::copy_row(n < count ? k[n] : nullptr, head_dim, padded_dim, kc + n * padded_dim);
+    copy_row(n < count ? k[n] : nullptr, head_dim, padded_dim, kc + n * padded_dim);
   }
 }
 
@@ -88,7 +148,7 @@ RPA_PACK_ATTR void amx_copy_keys(const uint16_t* const* k, int64_t count, int64_
 RPA_PACK_ATTR void amx_pack_values(const uint16_t* const* v, int64_t count, int64_t head_dim,
                                    uint32_t* vt) {
   for (int64_t p = 0; p < kAmxKeys / 2; ++p) {
-    amx::interleave_rows(2 * p < count ? v[2 * p] : nullptr,
+    interleave_rows(2 * p < count ? v[2 * p] : nullptr,
                          2 * p + 1 < count ? v[2 * p + 1] : nullptr, head_dim, vt + p * head_dim);
   }
 }
