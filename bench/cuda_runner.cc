@@ -13,7 +13,7 @@
 #include "bench/output_diff.h"
 #include "bench/parts.h"
 #include "cuda/cuda.h"
-#include "cuda/staging.h"
+#include "staging/cuda_staging.h"
 
 namespace rpa::bench {
 namespace {

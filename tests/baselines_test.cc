@@ -1,4 +1,4 @@
-// The benchmark baselines (src/baselines) against the reference: a speedup
+// The benchmark baselines (harness/baselines) against the reference: a speedup
 // over a wrong baseline would mean nothing. Both run the full contract of the
 // bench scenarios and more: GQA 1/2/4/8, f32/bf16/f16, f32 out, windows,
 // soft-cap, sinks, lse, strided q/out, NaN garbage in every dead K/V slot.
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "core/compare.h"
+#include "compare/compare.h"
 #include "generate/batch.h"
 #include "hwy/targets.h"
 

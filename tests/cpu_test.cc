@@ -16,7 +16,7 @@
 #include <cstring>
 #include <vector>
 
-#include "core/compare.h"
+#include "compare/compare.h"
 #include "core/problem.h"
 #include "cpu/cpu_features.h"
 #include "generate/batch.h"

@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "core/compare.h"
+#include "compare/compare.h"
 #include "core/problem.h"
 #include "cuda/cuda.h"
-#include "cuda/staging.h"
+#include "staging/cuda_staging.h"
 #include "generate/batch.h"
 #include "owned_outputs.h"
 #include "plan/planner.h"

@@ -18,7 +18,7 @@
 #include <xmmintrin.h>
 #endif
 
-#include "core/compare.h"
+#include "compare/compare.h"
 #include "core/problem.h"
 #include "generate/batch.h"
 #include "hwy/targets.h"

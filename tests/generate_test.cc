@@ -1,4 +1,4 @@
-// The batch generator keeps every promise of src/generate/batch.h: it is
+// The batch generator keeps every promise of harness/generate/batch.h: it is
 // reproducible, poisons every dead byte, and produces the mix it is asked for.
 #include <gtest/gtest.h>
 

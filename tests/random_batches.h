@@ -13,7 +13,7 @@
 #include <cstring>
 #include <vector>
 
-#include "core/compare.h"
+#include "compare/compare.h"
 #include "core/problem.h"
 #include "cpu/cpu.h"
 #include "generate/batch.h"

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <vector>
 
-#include "core/compare.h"
+#include "compare/compare.h"
 #include "core/problem.h"
 #include "generate/batch.h"
 #include "owned_outputs.h"

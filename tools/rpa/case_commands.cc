@@ -10,7 +10,7 @@
 #include "cases/case_file.h"
 #include "cases/safetensors.h"
 #include "commands.h"
-#include "core/compare.h"
+#include "compare/compare.h"
 #include "generate/batch.h"
 #include "host_call.h"
 #include "variant_flags.h"

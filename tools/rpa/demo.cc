@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "commands.h"
-#include "core/compare.h"
+#include "compare/compare.h"
 #include "generate/batch.h"
 #include "host_call.h"
 #include "rpa/plan.h"

@@ -1,7 +1,7 @@
 #include "host_call.h"
 
 #ifdef RPA_WITH_CUDA
-#include "cuda/staging.h"
+#include "staging/cuda_staging.h"
 #endif
 
 namespace rpa::cli {

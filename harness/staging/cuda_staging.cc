@@ -1,4 +1,4 @@
-#include "cuda/staging.h"
+#include "staging/cuda_staging.h"
 
 #include <cuda_runtime_api.h>
 
