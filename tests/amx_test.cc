@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/support.h"
 #include "cpu/cpu_features.h"
 #include "rpa/dtype.h"
 
@@ -140,7 +141,7 @@ TEST_P(AmxTiles, ProductsMatchPlainLoops) {
 }
 
 INSTANTIATE_TEST_SUITE_P(HeadDimsAndChunkTails, AmxTiles,
-                         ::testing::Combine(::testing::Values(64, 80, 96, 128, 256),
+                         ::testing::Combine(::testing::ValuesIn(kSupportedHeadDims),
                                             ::testing::Values(64, 37, 1)));
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "compare/compare.h"
+#include "core/support.h"
 #include "core/problem.h"
 #include "cpu/cpu.h"
 #include "generate/batch.h"
@@ -72,7 +73,7 @@ inline gen::BatchSpec random_spec(uint64_t seed) {
   spec.page_size = std::array<int32_t, 6>{16, 32, 64, 4, 1, 2}[(seed / 3) % 6];
   spec.heads_per_kv = std::array<int32_t, 3>{1, 4, 8}[(seed / 2) % 3];
   spec.num_kv_heads = 1 + static_cast<int32_t>(seed % 2);
-  spec.head_dim = std::array<int32_t, 5>{64, 80, 96, 128, 256}[(seed / 5) % 5];
+  spec.head_dim = static_cast<int32_t>(kSupportedHeadDims[(seed / 5) % kSupportedHeadDims.size()]);
   spec.max_context = 260;
   spec.max_prompt = 90;
   spec.max_chunk = 40;

@@ -19,6 +19,14 @@ inline constexpr std::array<DType, 3> kSupportedDTypes = {DType::kF32, DType::kB
 // K/V caches hold q's dtype, or one of these with a scale.
 inline constexpr std::array<DType, 1> kQuantizedKvDTypes = {DType::kF8E4M3};
 
+// The widest head_dim: CPU scratch rows and CUDA shared-memory rows are sized
+// by it.
+inline constexpr int64_t kMaxSupportedHeadDim = [] {
+  int64_t most = 0;
+  for (int64_t dim : kSupportedHeadDims) most = dim > most ? dim : most;
+  return most;
+}();
+
 template <typename T, std::size_t N>
 constexpr bool contains(const std::array<T, N>& values, T v) {
   for (const T& x : values) {

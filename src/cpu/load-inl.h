@@ -39,8 +39,7 @@ constexpr bool all_head_dims_multiple_of_16() {
 static_assert(all_head_dims_multiple_of_16(),
               "the CPU kernels walk head_dim in whole vectors of up to 16 f32 lanes");
 
-inline constexpr int64_t kMaxHeadDim =
-    *std::max_element(kSupportedHeadDims.begin(), kSupportedHeadDims.end());
+inline constexpr int64_t kMaxHeadDim = kMaxSupportedHeadDim;
 
 HWY_INLINE VF LoadF32(DF df, const float* HWY_RESTRICT p) { return hn::LoadU(df, p); }
 

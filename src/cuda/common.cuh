@@ -9,12 +9,13 @@
 
 #include <cstdint>
 
+#include "core/support.h"
 #include "cuda/kernel_args.h"
 
 namespace rpa::cuda {
 
 inline constexpr unsigned kFullMask = 0xffffffffu;
-inline constexpr int kMaxHeadDim = 256;
+inline constexpr int kMaxHeadDim = static_cast<int>(kMaxSupportedHeadDim);
 
 // The CTA's dynamic shared memory: one declaration serves every kernel, since
 // all extern __shared__ arrays of a translation unit must agree in type.

@@ -73,6 +73,8 @@ cudaError_t prefill_simt(const KernelArgs& a, cudaStream_t stream) {
 cudaError_t launch_decode(const KernelArgs& a, cudaStream_t stream) {
   return with_kv_type(a.kv_dtype, [&](auto kv) {
     using KV = decltype(kv);
+    // 32 lanes of 8 elements cover the widest supported head_dim.
+    static_assert(kMaxSupportedHeadDim <= 32 * 8);
     if (a.head_dim <= 64) return decode_with_lanes<KV, 8>(a, stream);
     if (a.head_dim <= 128) return decode_with_lanes<KV, 16>(a, stream);
     return decode_with_lanes<KV, 32>(a, stream);
