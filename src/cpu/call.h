@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/problem.h"
+#include "plan/item_decode.h"
 #include "rpa/plan.h"
 
 namespace rpa::cpu {
@@ -77,7 +78,7 @@ class KeyCursor {
   KeyCursor(const Plan& plan, const WorkItem& item, int64_t key)
       : pages_(plan.pages.data()),
         page_size_(plan.page_size),
-        index_(item.page_index + key / plan.page_size - item.kv_begin / plan.page_size),
+        index_(page_list_index(item, key, plan.page_size)),
         slot_(key % plan.page_size) {}
 
   int64_t page() const { return pages_[index_]; }

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/online_softmax.h"
+#include "plan/item_decode.h"
 
 namespace rpa::cpu {
 namespace {
@@ -37,8 +38,8 @@ void write_row(const CpuCall& call, int64_t t, int64_t h, int64_t g, RowState s,
 // Record i (= row * heads_per_kv + head) of the chain whose partial rows
 // start at `row`.
 float* partial_record(const CpuCall& call, int64_t row, int64_t i) {
-  return call.partials + row * call.plan->partial_row_floats() +
-         i * call.plan->partial_record_floats();
+  return call.partials +
+         partial_record_offset(row, i, call.plan->heads_per_kv, call.plan->head_dim);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "core/support.h"
 #include "cuda/kernel_args.h"
+#include "plan/item_decode.h"
 
 namespace rpa::cuda {
 
@@ -111,7 +112,7 @@ __device__ __forceinline__ void store_out(const KernelArgs& a, int64_t row, int6
 template <typename KV>
 __device__ __forceinline__ const KV* kv_row(const DeviceStrided3& cache, const int32_t* pages,
                                             const WorkItem& item, int page_size, int key, int h) {
-  const int64_t page = pages[item.page_index + key / page_size - item.kv_begin / page_size];
+  const int64_t page = pages[page_list_index(item, key, page_size)];
   const int64_t slot = key % page_size;
   return static_cast<const KV*>(cache.data) + page * cache.s[0] + slot * cache.s[1] + h * cache.s[2];
 }
@@ -294,7 +295,7 @@ __device__ __forceinline__ float* lse_at(const KernelArgs& a, int64_t row, int64
 // Record packed_row (= row * heads_per_kv + head) of the chain whose partial
 // rows start at `partial` (plan.h).
 __device__ __forceinline__ float* partial_record(const KernelArgs& a, int64_t partial, int64_t packed_row) {
-  return a.partials + partial * a.partial_row_floats + packed_row * (a.head_dim + 2);
+  return a.partials + partial_record_offset(partial, packed_row, a.heads_per_kv, a.head_dim);
 }
 
 // Stores o (already times v_scale) for query row `row_in_tile`, head g of a

@@ -86,7 +86,6 @@ void bind_plan(const PackedPlan& packed, const Plan& plan, std::byte* device, Ke
   args->k_scale = packed.has_scales ? reinterpret_cast<const float*>(device + packed.k_scale) : nullptr;
   args->v_scale = packed.has_scales ? reinterpret_cast<const float*>(device + packed.v_scale) : nullptr;
   args->partials = reinterpret_cast<float*>(device + packed.partials);
-  args->partial_row_floats = plan.partial_row_floats();
 }
 
 }  // namespace rpa::cuda

@@ -51,11 +51,9 @@ struct KernelArgs {
   const float* k_scale = nullptr;
   const float* v_scale = nullptr;
 
-  // Split partials: record (row * heads_per_kv + head) of the chain whose
-  // partial rows start at p lies at partials + p * partial_row_floats, on,
-  // and holds m, l, o[head_dim] (o times v_scale).
+  // Split partials, laid out as plan/item_decode.h says; each record holds
+  // m, l, o[head_dim] (o times v_scale).
   float* partials = nullptr;
-  int64_t partial_row_floats = 0;
 };
 
 }  // namespace rpa::cuda

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/online_softmax.h"
+#include "plan/item_decode.h"
 
 namespace rpa {
 namespace {
@@ -70,8 +71,7 @@ class Executor {
 
   // Offset of (key, kv_head) in k_cache / v_cache, through the item's pages.
   int64_t kv_offset(const TensorView& cache, const WorkItem& item, int64_t key) const {
-    const int64_t page_slot = key / p_.page_size - item.kv_begin / p_.page_size;
-    const int64_t page = plan_.pages[item.page_index + page_slot];
+    const int64_t page = plan_.pages[page_list_index(item, key, p_.page_size)];
     return offset_of(cache, page, key % p_.page_size, item.kv_head);
   }
 
@@ -128,14 +128,13 @@ class Executor {
   }
 
   void flush(const WorkItem& item) {
-    const int64_t record = plan_.partial_record_floats();
     for (int64_t lane = 0; lane < lanes_; ++lane) {
       if (!lane_live(item, lane)) continue;
       if (item.partial < 0) {
         write_row(item.q_row + lane / heads_, item.kv_head, lane % heads_, state_[lane], &o_[lane * dim_]);
         continue;
       }
-      float* rec = &partials_[item.partial * plan_.partial_row_floats() + lane * record];
+      float* rec = &partials_[partial_record_offset(item.partial, lane, heads_, dim_)];
       rec[0] = state_[lane].m;
       rec[1] = state_[lane].l;
       std::copy_n(&o_[lane * dim_], dim_, rec + 2);
@@ -145,7 +144,6 @@ class Executor {
   // Second flat loop: the split chains in order; groups are contiguous, so
   // carried cursors tell which group and split a chain is.
   void merge_partials() {
-    const int64_t record = plan_.partial_record_floats();
     size_t group = 0;
     int32_t split = 0;
     for (int64_t chain = 0; chain < plan_.stats.partials; ++chain) {
@@ -154,7 +152,7 @@ class Executor {
       const int64_t row = g.first_partial + int64_t{split} * g.q_rows;
       for (int64_t lane = 0; lane < lanes_; ++lane) {
         if (lane / heads_ >= g.q_rows) continue;
-        const float* rec = &partials_[row * plan_.partial_row_floats() + lane * record];
+        const float* rec = &partials_[partial_record_offset(row, lane, heads_, dim_)];
         merge_state(state_[lane], &o_[lane * dim_], RowState{rec[0], rec[1]}, rec + 2, dim_);
       }
       if (++split == g.count) {
