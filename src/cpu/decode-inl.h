@@ -24,6 +24,7 @@
 #include <cstdint>
 
 #include "core/fp8.h"
+#include "core/row_mask.h"
 #include "cpu/call.h"
 #include "cpu/decode_block-inl.h"
 #include "cpu/epilogue.h"
@@ -158,9 +159,9 @@ void RunDecodeTask(const CpuCall& call, const Chain* chains, int32_t count,
     std::fill(st.o, st.o + heads * dim, 0.0f);
   }
   // The row sees keys [lo, hi): causal (hi <= seq_len) and the window.
-  const int64_t hi = std::min<int64_t>(first.q_pos + 1, first.seq_len);
-  const int64_t lo =
-      pb.sliding_window > 0 ? std::max<int64_t>(0, first.q_pos - pb.sliding_window + 1) : 0;
+  const RowMask mask{pb.sliding_window};
+  const int64_t hi = mask.end_key(first.q_pos, first.seq_len);
+  const int64_t lo = mask.first_key(first.q_pos);
   const int64_t k_head_stride = call.k_cache.s[2];
   const int64_t v_head_stride = call.v_cache.s[2];
   KeyBlocks<T> walk(call, chains[0], lo, hi);

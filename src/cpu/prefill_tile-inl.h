@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "core/online_softmax.h"
+#include "core/row_mask.h"
 #include "cpu/amx_tiles.h"
 #include "cpu/bf16_dot-inl.h"
 #include "cpu/call.h"
@@ -122,10 +123,9 @@ void PackTile(const CpuCall& call, const WorkItem& first, int64_t rows, int64_t 
     st.m[i] = kNegInf;
     st.l[i] = 0.0f;
     const int64_t pos = first.q_pos + r;
-    const int64_t lo =
-        pb.sliding_window > 0 ? std::max<int64_t>(0, pos - pb.sliding_window + 1) : 0;
-    st.lo_m1[i] = static_cast<int32_t>(lo - 1);
-    st.hi[i] = static_cast<int32_t>(std::min<int64_t>(pos + 1, first.seq_len));
+    const RowMask mask{pb.sliding_window};
+    st.lo_m1[i] = static_cast<int32_t>(mask.first_key(pos) - 1);
+    st.hi[i] = static_cast<int32_t>(mask.end_key(pos, first.seq_len));
   }
   for (int64_t b = 0; b < blocks; ++b) {
     int32_t* bounds = st.bounds + 4 * b;

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "core/row_mask.h"
 #include "core/support.h"
 #include "cuda/kernel_args.h"
 #include "plan/item_decode.h"
@@ -148,7 +149,7 @@ __device__ __forceinline__ float v_factor(const KernelArgs& a, int h) {
 // Whether the query row at absolute position `pos` sees key `key`: the
 // causal bound and the sliding window (docs/contract.md §1).
 __device__ __forceinline__ bool row_sees(const KernelArgs& a, int pos, int key) {
-  return key <= pos && (a.sliding_window == 0 || key > pos - a.sliding_window);
+  return key >= RowMask{a.sliding_window}.first_key(pos) && key <= pos;
 }
 
 // Stages the packed rows [row0, row0 + rows) (row x heads_per_kv) of a prefill

@@ -6,13 +6,8 @@
 
 #include <cstdint>
 
+#include "core/host_device.h"
 #include "rpa/plan.h"
-
-#if defined(__CUDACC__)
-#define RPA_HOST_DEVICE __host__ __device__ __forceinline__
-#else
-#define RPA_HOST_DEVICE inline
-#endif
 
 namespace rpa {
 

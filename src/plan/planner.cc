@@ -8,6 +8,7 @@
 #include <limits>
 #include <string>
 
+#include "core/row_mask.h"
 #include "plan/heuristics.h"
 
 namespace rpa {
@@ -48,11 +49,6 @@ Status resolve_config(const Problem& problem, const PlanConfig& requested, Backe
   return Status::Ok();
 }
 
-// Keys visible to the query row at absolute position `pos`: [lo, pos + 1).
-int64_t row_lo(int64_t pos, int32_t window) {
-  return window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
-}
-
 class Builder {
  public:
   Builder(const Problem& problem, Plan* plan) : problem_(problem), plan_(*plan) {}
@@ -63,8 +59,10 @@ class Builder {
     const int64_t seq_len = problem_.seq_lens[s];
     const int64_t context = problem_.context_len(s);
     const int64_t page = problem_.page_size;
-    const int64_t hi = std::min(seq_len, context + b);
-    const int64_t lo = row_lo(context + a, plan_.options.sliding_window);
+    // The tile's rows together see keys [lo, hi).
+    const RowMask mask{plan_.options.sliding_window};
+    const int64_t hi = mask.end_key(context + b - 1, seq_len);
+    const int64_t lo = mask.first_key(context + a);
     const bool decode = problem_.q_len(s) == 1;
 
     // The tile's pages are listed once and shared by every kv head's items.
@@ -126,9 +124,10 @@ class Builder {
     stats.live_slots += 1;
     stats.live_pages += ceil_div(problem_.seq_lens[s], problem_.page_size);
     (q_len == 1 ? stats.decode_rows : stats.prefill_rows) += q_len;
+    const RowMask mask{plan_.options.sliding_window};
     for (int64_t i = 0; i < q_len; ++i) {
       const int64_t pos = context + i;
-      stats.visible_kv_tokens += pos + 1 - row_lo(pos, plan_.options.sliding_window);
+      stats.visible_kv_tokens += mask.end_key(pos, problem_.seq_lens[s]) - mask.first_key(pos);
     }
     const int64_t tile = q_len == 1 ? 1 : plan_.config.q_tile_rows;
     const int64_t split = plan_.config.split_tokens * ceil_div(q_len, tile);

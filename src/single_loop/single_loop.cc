@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/online_softmax.h"
+#include "core/row_mask.h"
 #include "plan/item_decode.h"
 
 namespace rpa {
@@ -65,8 +66,7 @@ class Executor {
   bool visible(const WorkItem& item, int64_t lane, int64_t key) const {
     if (!lane_live(item, lane) || key >= item.kv_end) return false;
     const int64_t pos = item.q_pos + lane / heads_;
-    const int64_t window = p_.sliding_window;
-    return key <= pos && key < item.seq_len && (window == 0 || key > pos - window);
+    return RowMask{p_.sliding_window}.sees(pos, key, item.seq_len);
   }
 
   // Offset of (key, kv_head) in k_cache / v_cache, through the item's pages.
