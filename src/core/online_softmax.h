@@ -7,9 +7,13 @@
 // an empty state never evaluates exp(-inf - -inf) = NaN.
 #pragma once
 
+#include <math.h>
+
 #include <cmath>
 #include <cstdint>
 #include <limits>
+
+#include "core/host_device.h"
 
 namespace rpa {
 
@@ -21,9 +25,14 @@ struct RowState {
 };
 
 // exp(from - to) for rescaling a state whose max was `from` to the max `to >= from`.
-inline float rescale_factor(float from, float to) {
-  return from == kNegInf ? 0.0f : std::exp(from - to);
+// Host and device (the cuda kernels fold and merge with it too); expf and
+// tanhf below are the C functions that std::exp and std::tanh of a float call.
+RPA_HOST_DEVICE float rescale_factor(float from, float to) {
+  return from == kNegInf ? 0.0f : expf(from - to);
 }
+
+// The logit soft cap: cap * tanh(x / cap), or x when cap is 0.
+RPA_HOST_DEVICE float soft_cap(float x, float cap) { return cap > 0.0f ? cap * tanhf(x / cap) : x; }
 
 // Merges state b = (mb, lb, ob) into a = (ma, la, oa), both over head_dim values.
 inline void merge_state(RowState& a, float* oa, const RowState& b, const float* ob, int64_t head_dim) {
@@ -54,9 +63,6 @@ inline float finalize_state(RowState s, float* o, int64_t head_dim, const float*
 }
 
 // Applies the logit transform of the options to a raw dot product q·k.
-inline float transform_logit(float dot, float scale, float soft_cap) {
-  const float x = dot * scale;
-  return soft_cap > 0.0f ? soft_cap * std::tanh(x / soft_cap) : x;
-}
+inline float transform_logit(float dot, float scale, float cap) { return soft_cap(dot * scale, cap); }
 
 }  // namespace rpa

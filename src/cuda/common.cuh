@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "core/online_softmax.h"
 #include "core/row_mask.h"
 #include "core/support.h"
 #include "cuda/kernel_args.h"
@@ -194,16 +195,6 @@ __device__ __forceinline__ void stage_kv(const KernelArgs& a, const WorkItem& it
       v_dst[kk * ld + d0 + e] = stage_value<T>(v[e]);
     }
   }
-}
-
-// The logit of a dot product whose q was already multiplied by scale.
-__device__ __forceinline__ float soft_cap(float x, float cap) {
-  return cap > 0.0f ? cap * tanhf(x / cap) : x;
-}
-
-// exp(from - to) for rescaling a state whose max was `from` to `to >= from`.
-__device__ __forceinline__ float rescale_factor(float from, float to) {
-  return from == neg_inf() ? 0.0f : expf(from - to);
 }
 
 // A key's score as the softmax takes it: soft-capped when the row sees the
