@@ -1,5 +1,3 @@
-#include "bench/cuda_report.h"
-
 #include <string>
 
 #include "bench/report.h"
@@ -8,8 +6,6 @@ namespace rpa::bench {
 namespace {
 
 using nlohmann::json;
-
-double ms(double seconds) { return seconds * 1e3; }
 
 json gpu_json(const GpuLimits& gpu) {
   return {
@@ -24,50 +20,26 @@ json gpu_json(const GpuLimits& gpu) {
 }
 
 json scenario_json(const CudaScenarioResult& s, const GpuLimits& gpu) {
-  json j = {
-      {"name", s.name},    {"summary", s.summary},
-      {"backend", "cuda"}, {"dtype", std::string(dtype_name(s.dtype))},
-      {"error", nullptr},
-  };
-  if (!s.error.empty()) {
-    j["error"] = s.error;
-    return j;
-  }
   const CudaMeasured& m = s.main;
-  const GpuRates r = gpu_rates(m.work, m.queued.median(), gpu);
+  json j = shared_json(s, "cuda", m, s.one());
+  j["error"] = s.error.empty() ? json(nullptr) : json(s.error);
+  if (!s.error.empty()) return j;
+  const GpuRates r = gpu_rates(m.work, m.rpa.median(), gpu);
   j.update({
-      {"time_ms", ms(m.queued.median())},
-      {"time_min_ms", ms(m.queued.min())},
-      {"time_max_ms", ms(m.queued.max())},
-      {"samples", m.queued.samples()},
       {"queued_calls", m.calls},
       {"single_call_ms", ms(m.single.median())},
       {"single_call_min_ms", ms(m.single.min())},
       {"single_call_max_ms", ms(m.single.max())},
       {"single_call_samples", m.single.samples()},
-      {"useful_bytes", m.work.useful_bytes},
-      {"flops", m.work.flops},
-      {"gbps", r.gbps},
       {"tflops", r.tflops},
       {"fraction_of_bandwidth", r.fraction_of_bandwidth},
       {"fraction_of_peak", r.fraction_of_peak},
       {"bound", r.bound},
       {"fraction_of_bound", r.fraction_of_bound},
       {"rel_diff_vs_cpu", m.rel_diff_vs_cpu},
-      {"capacity_multiplier", nullptr},
-      {"capacity_invariance", nullptr},
-      {"time_1x_ms", nullptr},
-      {"rel_diff_vs_cpu_1x", nullptr},
+      {"rel_diff_vs_cpu_1x", s.at_1x ? json(s.at_1x->rel_diff_vs_cpu) : json(nullptr)},
       {"batch", to_json(m.shape)},
   });
-  if (s.at_1x) {
-    const CudaMeasured& one = *s.at_1x;
-    j["capacity_multiplier"] = s.capacity_multiplier;
-    j["capacity_invariance"] = m.queued.median() / one.queued.median();
-    j["time_1x_ms"] = ms(one.queued.median());
-    j["rel_diff_vs_cpu_1x"] = one.rel_diff_vs_cpu;
-  }
-  put_parts_json(s.parts, m.queued, &j);
   return j;
 }
 
@@ -102,23 +74,14 @@ void print_table(const CudaReport& report, std::FILE* out) {
       continue;
     }
     const CudaMeasured& m = s.main;
-    const GpuRates r = gpu_rates(m.work, m.queued.median(), g);
-    char time[64];
-    std::snprintf(time, sizeof time, "%.3f (%.3f-%.3f)", ms(m.queued.median()), ms(m.queued.min()),
-                  ms(m.queued.max()));
+    const GpuRates r = gpu_rates(m.work, m.rpa.median(), g);
+    const SharedCells cells = shared_cells(s, m, s.one(), 3);
     char bound[32];
     std::snprintf(bound, sizeof bound, "%.0f%% %s", 100 * r.fraction_of_bound, r.bound.c_str());
-    char invariance[32] = "-";
-    if (s.at_1x) {
-      std::snprintf(invariance, sizeof invariance, "%.2f",
-                    m.queued.median() / s.at_1x->queued.median());
-    }
-    char mixed[32] = "-";
-    if (s.parts) std::snprintf(mixed, sizeof mixed, "%.2f", s.parts->mixed_ratio(m.queued));
     std::fprintf(out, "%-16s %26s %6d %10.3f %8.0f %4.0f%% %8.1f %5.1f%% %11s %11s %12s %8.1e\n",
-                 s.name.c_str(), time, m.calls, ms(m.single.median()), r.gbps,
+                 s.name.c_str(), cells.time.c_str(), m.calls, ms(m.single.median()), r.gbps,
                  100 * r.fraction_of_bandwidth, r.tflops, 100 * r.fraction_of_peak, bound,
-                 invariance, mixed, m.rel_diff_vs_cpu);
+                 cells.capacity.c_str(), cells.mixed.c_str(), m.rel_diff_vs_cpu);
   }
   std::fprintf(out,
                "\ncheck = max|cuda - cpu| / max|cpu| over the live rows (the cpu backend on the "
@@ -128,7 +91,7 @@ void print_table(const CudaReport& report, std::FILE* out) {
     if (!s.error.empty()) continue;
     if (s.at_1x) {
       std::fprintf(out, "%-16s at 1x: %.3f ms per call [%d samples of %d], check %.1e\n",
-                   s.name.c_str(), ms(s.at_1x->queued.median()), s.at_1x->queued.samples(),
+                   s.name.c_str(), ms(s.at_1x->rpa.median()), s.at_1x->rpa.samples(),
                    s.at_1x->calls, s.at_1x->rel_diff_vs_cpu);
     }
     if (s.parts) {

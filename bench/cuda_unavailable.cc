@@ -10,8 +10,7 @@ Status cuda_bench_available() {
       "(configure with nvcc on the PATH or -DCMAKE_CUDA_COMPILER=..., and RPA_CUDA=auto or on)");
 }
 
-Status run_cuda_bench(const std::vector<Scenario>&, const CudaBenchConfig&, Progress&,
-                      CudaReport*) {
+Status run_cuda_bench(const std::vector<Scenario>&, const BenchConfig&, Progress&, CudaReport*) {
   return cuda_bench_available();
 }
 

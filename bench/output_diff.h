@@ -1,7 +1,7 @@
 // How far one benchmark output is from another: a benchmark of a wrong result
 // would be meaningless, so every timed output is checked against a second
-// computation of the same batch (runner.cc against gather-dense, cuda_runner.cc
-// against the cpu backend).
+// computation of the same batch (cpu_runner.cc against gather-dense,
+// cuda_runner.cc against the cpu backend).
 #pragma once
 
 #include <cstdint>

@@ -1,61 +1,50 @@
-// The scenario runner behind `rpa bench`: generates each batch, times rpa and
-// both baselines on it in this process, and returns the raw timings. The
-// ratios and rates are derived in report.h.
+// The scenario runner of `rpa bench`, one for every backend: the walk over a
+// scenario (one batch; a batch at 64x capacity and its 1x twin; a mixed batch
+// and its decode and prefill parts) is written once, over a driver that says
+// how its backend places, times and checks rpa's calls (cpu_runner.cc,
+// cuda_runner.cc). The ratios and rates are derived in the reports (report.h).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "bench/machine.h"
+#include "bench/output_diff.h"
+#include "bench/parts.h"
 #include "bench/scenarios.h"
 #include "bench/timing.h"
 #include "bench/workload.h"
-#include "rpa/attention.h"
+#include "generate/batch.h"
 
 namespace rpa::bench {
 
+struct MachineLimits;
+
 struct BenchConfig {
   Backend backend = Backend::kAuto;
-  int threads = 0;  // 0 = all OpenMP threads
+  // 0 = all OpenMP threads; on cuda the host's, for planning and the check.
+  int threads = 0;
   RepeatPolicy policy;
-  // A capacity-masked run predicted to take longer than this, in a batch
+  // cpu: a capacity-masked run predicted to take longer than this, in a batch
   // whose rows are mostly masked keys, is timed on a range of its slots sized
   // to about a fifth of it, and scaled (see Measured::masked_fraction).
   double scale_limit_s = 10.0;
-  // When set, the rpa runs of each scenario alternate with a probe of the
-  // limit its workload runs into (probe_for), read as Measured::probe.
+  // cpu: when set, the rpa runs of each scenario alternate with a probe of
+  // the limit its workload runs into (probe_for), read as Measured::probe.
   const MachineLimits* machine = nullptr;
+  // cuda: a queued sample (CudaMeasured's rpa) holds enough calls to last
+  // about this long, at most max_queued_calls.
+  double sample_s = 0.01;
+  int max_queued_calls = 200;
 };
 
-// One batch timed with rpa and both baselines.
-struct Measured {
+// rpa on one batch, as every backend reports it; each backend's Measured adds
+// its own (cpu_runner.h, cuda_runner.h).
+struct BatchTimes {
   Workload work;
-  Timing rpa;
-  Timing capacity_masked;  // of the timed slot range only
-  // Rows of the capacity-masked loop that were timed, over all its rows
-  // (where nearly every key is masked, rows cost alike); 1 when it ran whole.
-  double masked_fraction = 1.0;
-  Timing gather_dense;
-  // max |rpa − gather_dense| / max |gather_dense| over the live rows: a
-  // benchmark of a wrong result would be meaningless.
-  double rel_diff_vs_gather_dense = 0.0;
-
-  double masked_seconds() const { return capacity_masked.median() / masked_fraction; }
-
-  // The limit probed in turn with the rpa runs ("" when not probed), its work
-  // per run (bytes or flops) and its runs.
-  std::string probe_limit;
-  double probe_work = 0.0;
-  Timing probe;
-
-  // The probed limit's rate (bytes or flops per second) at its median run,
-  // and rpa's rate over it, both medians of the same rounds.
-  double probe_rate() const { return probe_work / probe.median(); }
-  double fraction_of_probe() const {
-    const double rpa_work = probe_limit == "dram" ? work.useful_bytes : work.flops;
-    return rpa_work / rpa.median() / probe_rate();
-  }
+  Timing rpa;  // seconds per call (on cuda, of calls queued on one stream)
 };
 
 // rpa on the decode part and on the prefill part of a batch alone (parts.h),
@@ -74,29 +63,151 @@ struct PartTimes {
   }
 };
 
-struct ScenarioResult {
+// What a report says of a scenario besides its batches' measurements.
+struct ScenarioHead {
   std::string name;
   std::string summary;
   DType dtype = DType::kBF16;
-  Measured main;
-  std::optional<Measured> at_1x;  // decode-capacity: the run at capacity = live
   int capacity_multiplier = 1;
   std::optional<PartTimes> parts;  // mixed: the parts of main's batch
+  // Non-empty when the scenario failed on a backend that goes on with the
+  // others (cuda: e.g. a combination it does not support yet); the
+  // measurements are then not meaningful.
+  std::string error;
 };
 
-Status measure_batch(const gen::BatchSpec& spec, const BenchConfig& config, Progress& progress,
-                     const std::string& label, Measured* measured);
-
-Status run_scenario(const Scenario& scenario, const BenchConfig& config, Progress& progress,
-                    ScenarioResult* result);
-
-struct SweepResult {
-  std::string sweep;  // "context" or "capacity"
-  int x = 0;
-  Measured measured;
+template <class Measured>
+struct ScenarioResultOf : ScenarioHead {
+  Measured main;
+  std::optional<Measured> at_1x;  // decode-capacity: the run at capacity = live
+  const BatchTimes* one() const { return at_1x ? &*at_1x : nullptr; }
 };
 
-// Runs plot_sweep() with at most three runs and one second per series.
-Status run_sweep(const BenchConfig& config, Progress& progress, std::vector<SweepResult>* results);
+// A batch's output in host memory: rpa's on the cpu, read back from the device
+// on cuda, for the checks.
+struct HostOutput {
+  explicit HostOutput(const gen::Batch& batch)
+      : out(batch.make_out()),
+        lse(batch.make_lse()),
+        views{batch.out_view(out), batch.spec.lse ? batch.lse_view(lse) : TensorView{}} {}
+  HostOutput(const HostOutput&) = delete;  // views point into out and lse
+  HostOutput& operator=(const HostOutput&) = delete;
+
+  std::vector<uint8_t> out;
+  std::vector<float> lse;
+  AttentionOutputs views;
+};
+
+// One rpa call on tensors where its backend runs it (host or device memory).
+struct Call {
+  AttentionInputs inputs;
+  AttentionOptions options;
+  AttentionOutputs outputs;
+};
+
+// One series of a scenario's alternation: its call, where its times go, and its
+// batch's measurements (null for a part, which has only times).
+template <class Measured>
+struct Series {
+  Call call;
+  Timing* timing = nullptr;
+  Measured* measured = nullptr;
+};
+
+// A batch's host output, and the backend's copy of the batch with it: Placed
+// has cuda::DeviceCopy's interface (upload, inputs, outputs, download), which
+// on the cpu copies nothing.
+template <class Placed>
+struct Placement {
+  explicit Placement(const gen::Batch& batch) : batch(batch), host(batch) {}
+  Status upload() { return placed.upload(batch.inputs(), host.views); }
+  Status download() const { return placed.download(host.views); }
+  Call call() const { return {placed.inputs(), batch.spec.options, placed.outputs()}; }
+
+  const gen::Batch& batch;
+  HostOutput host;
+  Placed placed;
+};
+
+template <class Placed>
+struct PlacedBatch {
+  explicit PlacedBatch(const gen::BatchSpec& spec) : batch(gen::generate(spec)), at(batch) {}
+  gen::Batch batch;
+  Placement<Placed> at;
+};
+
+// The decode and prefill parts of a batch write their own rows of one output
+// of their own, which then holds every live row.
+template <class Placed>
+struct PlacedParts : Placement<Placed> {
+  explicit PlacedParts(const gen::Batch& batch)
+      : Placement<Placed>(batch), decode(batch, Part::kDecode), prefill(batch, Part::kPrefill) {}
+  BatchPart decode, prefill;
+};
+
+// Runs one scenario on a Driver's backend. A Driver has Measured (its
+// BatchTimes), Placed (above), words for the progress line (placing(plural),
+// rpa()), time(series, dtype), which times the series in alternation,
+// series[0] the scenario's batch, and finish(placement, m, label, progress),
+// which checks rpa's output, fetched into the host, against a second
+// computation (the cpu times its baselines there too). All of a scenario's
+// rpa series are timed in one alternation, so that drift in the machine's load
+// (or the GPU's clocks) hits every term of the capacity and mixed ratios alike.
+template <class Driver>
+Status measure_scenario(const Scenario& scenario, Driver& driver, Progress& progress,
+                        ScenarioResultOf<typename Driver::Measured>* result) {
+  using Measured = typename Driver::Measured;
+  using Placed = typename Driver::Placed;
+  const std::string& name = scenario.name;
+  result->name = name;
+  result->summary = scenario.summary;
+  result->dtype = scenario.spec.dtype;
+  result->capacity_multiplier = scenario.capacity_multiplier;
+  const bool pair = scenario.at_1x.has_value();
+  progress.step(name + (pair ? ": generating the batches" : ": generating the batch") +
+                driver.placing(pair));
+  PlacedBatch<Placed> main(scenario.spec);
+  std::optional<PlacedBatch<Placed>> one;
+  if (pair) one.emplace(*scenario.at_1x);
+  std::optional<PlacedParts<Placed>> parts;
+  if (scenario.time_parts) parts.emplace(main.batch);
+  RPA_RETURN_IF_ERROR(main.at.upload());
+  if (one) RPA_RETURN_IF_ERROR(one->at.upload());
+  if (parts) RPA_RETURN_IF_ERROR(parts->upload());
+
+  result->main.work = measure_workload(main.batch);
+  std::vector<Series<Measured>> series = {{main.at.call(), &result->main.rpa, &result->main}};
+  if (one) {
+    Measured& m = result->at_1x.emplace();
+    m.work = measure_workload(one->batch);
+    series.push_back({one->at.call(), &m.rpa, &m});
+  }
+  if (parts) {
+    PartTimes& times = result->parts.emplace();
+    for (auto [part, timing] :
+         {std::pair{&parts->decode, &times.decode}, std::pair{&parts->prefill, &times.prefill}}) {
+      Call call = parts->call();
+      call.inputs.seq_lens = part->inputs().seq_lens;  // host metadata, as the contract wants
+      series.push_back({call, timing, nullptr});
+    }
+  }
+  progress.step(name + ": " + driver.rpa() +
+                (pair    ? " at 1x and 64x"
+                 : parts ? " on the whole batch, its decode part and its prefill part"
+                         : ""));
+  RPA_RETURN_IF_ERROR(driver.time(series, scenario.spec.dtype));
+
+  const auto finish = [&](const Placement<Placed>& at, Measured* m, const std::string& label) {
+    RPA_RETURN_IF_ERROR(at.download());
+    return driver.finish(at, m, label, progress);
+  };
+  if (one) RPA_RETURN_IF_ERROR(finish(one->at, &*result->at_1x, name + " at 1x"));
+  RPA_RETURN_IF_ERROR(finish(main.at, &result->main, name));
+  if (!parts) return Status::Ok();
+  RPA_RETURN_IF_ERROR(parts->download());
+  result->parts->rel_diff_vs_whole = relative_difference(
+      parts->host.out, main.at.host.out, main.batch.spec.out_dtype, live_elements(main.batch));
+  return Status::Ok();
+}
 
 }  // namespace rpa::bench

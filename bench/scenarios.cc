@@ -63,7 +63,7 @@ std::vector<Scenario> all_scenarios() {
        capacity_spec(kCapacityMultiplier), capacity_spec(1), kCapacityMultiplier});
   list.push_back({"prefill", "one fresh 2048-token prompt, causal, bf16",
                   prefill_spec(2048, 0, DType::kBF16), std::nullopt, 1});
-  // f32 is read against the fp32 FMA peak (report.cc); with no bf16 widening
+  // f32 is read against the fp32 FMA peak (cpu_report.cc); with no bf16 widening
   // in its inner loop it shows how close the prefill kernel itself comes.
   list.push_back({"prefill-f32", "one fresh 2048-token prompt, causal, f32 in and out",
                   prefill_spec(2048, 0, DType::kF32), std::nullopt, 1});

@@ -2,7 +2,7 @@
 // why it cannot run rather than crash; and the parts of it that need no
 // device: the GPU rate arithmetic (gpu_rates.h), the batch shapes that
 // scripts/compare_torch_sdpa.py rebuilds in torch (batch_shape.h), the JSON
-// report (cuda_report.h) and the output check (output_diff.h).
+// report (report.h) and the output check (output_diff.h).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "bench/batch_shape.h"
-#include "bench/cuda_report.h"
 #include "bench/cuda_runner.h"
 #include "bench/gpu_rates.h"
 #include "bench/output_diff.h"
+#include "bench/report.h"
 #include "bench/scenarios.h"
 
 namespace rpa::bench {
@@ -32,7 +32,7 @@ TEST(BenchCuda, WithoutAUsableDeviceItSaysWhyAndRunsNothing) {
   Progress progress(false);
   CudaReport report;
   const Status run =
-      run_cuda_bench({*find_scenario("decode-long")}, CudaBenchConfig{}, progress, &report);
+      run_cuda_bench({*find_scenario("decode-long")}, BenchConfig{}, progress, &report);
   EXPECT_EQ(run.code(), StatusCode::kUnsupported);
   EXPECT_EQ(run.message(), available.message());
   EXPECT_TRUE(report.scenarios.empty());
@@ -142,7 +142,7 @@ CudaScenarioResult measured(const std::string& name) {
   s.main.work.useful_bytes = 4e9;
   s.main.work.flops = 16e9;
   s.main.calls = 20;
-  s.main.queued.seconds = {2e-3, 1e-3, 3e-3};
+  s.main.rpa.seconds = {2e-3, 1e-3, 3e-3};
   s.main.single.seconds = {5e-3};
   s.main.shape = batch_shape(small_batch());
   return s;
@@ -155,7 +155,7 @@ TEST(BenchCuda, ReportJsonHasRatesShapesAndFailedScenarios) {
   report.scenarios.push_back(measured("decode-like"));
   CudaScenarioResult capacity = measured("capacity-like");
   capacity.capacity_multiplier = 64;
-  capacity.at_1x.emplace().queued.seconds = {1e-3};
+  capacity.at_1x.emplace().rpa.seconds = {1e-3};
   report.scenarios.push_back(capacity);
   CudaScenarioResult failed;
   failed.name = "unsupported";

@@ -1,4 +1,4 @@
-// The adjacent-limit probes of `rpa bench` (bench/machine.h, runner.h): which
+// The adjacent-limit probes of `rpa bench` (bench/machine.h, cpu_runner.h): which
 // limit a workload is read against, and the fraction of it that rpa reached
 // in the same rounds.
 #include <gtest/gtest.h>
@@ -12,7 +12,7 @@
 #include "bench/machine.h"
 #include "bench/machine_kernels.h"
 #include "cpu/cpu_features.h"
-#include "bench/runner.h"
+#include "bench/cpu_runner.h"
 
 namespace rpa::bench {
 namespace {

@@ -10,12 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "bench/cuda_report.h"
+#include "bench/cpu_runner.h"
 #include "bench/cuda_runner.h"
 #include "bench/machine.h"
 #include "bench/plot.h"
 #include "bench/report.h"
-#include "bench/runner.h"
 #include "bench/scenarios.h"
 #include "commands.h"
 #include "variant_flags.h"
@@ -80,17 +79,13 @@ std::vector<bench::Scenario> selected_scenarios(const BenchFlags& flags) {
 // --backend cuda: rpa timed on the GPU against the GPU's limits, without the
 // CPU baselines (bench/cuda_runner.h). Exits 1 when a scenario failed, after
 // reporting the others.
-int run_cuda_bench(const BenchFlags& flags, int threads) {
+int run_cuda_bench(const BenchFlags& flags, const bench::BenchConfig& config) {
   if (!flags.plot.empty()) {
     return fail("--plot draws the CPU sweeps; it does not run with --backend cuda");
   }
   // Checked before anything else runs, so that a machine without a GPU gets
   // the reason at once.
   if (Status s = bench::cuda_bench_available(); !s.ok()) return fail(s.message());
-  bench::CudaBenchConfig config;
-  config.threads = threads;
-  config.policy.repeat = flags.repeat;
-  config.policy.budget_s = flags.budget_s;
   bench::Progress progress(true);
   bench::CudaReport report;
   if (Status s = bench::run_cuda_bench(selected_scenarios(flags), config, progress, &report);
@@ -116,9 +111,9 @@ int run_bench(const BenchFlags& flags) {
   if (!parse_backend(flags.backend, &config.backend))
     return fail("unknown backend '" + flags.backend + "'");
   config.threads = flags.threads > 0 ? flags.threads : omp_get_max_threads();
-  if (config.backend == Backend::kCuda) return run_cuda_bench(flags, config.threads);
   config.policy.repeat = flags.repeat;
   config.policy.budget_s = flags.budget_s;
+  if (config.backend == Backend::kCuda) return run_cuda_bench(flags, config);
   const std::vector<bench::Scenario> scenarios = selected_scenarios(flags);
 
   bench::Progress progress(true);
