@@ -2,7 +2,8 @@
 # The whole test suite: the optimized build and the ASan+UBSan build, each
 # configured, built and run through ctest (C++, C and install tests), then
 # the Python package, pip-installed, and its pytest suite
-# (python/test-package.sh).
+# (python/test-package.sh), then the concurrency tests under ThreadSanitizer
+# and the fuzz targets (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Machines come from a pool (AVX2-only and AVX-512 CPUs, some with AMX):
@@ -24,3 +25,11 @@ for preset in release asan; do
 done
 echo "== python"
 python/test-package.sh build/rpa
+# Concurrent calls under ThreadSanitizer, and every fuzz target for a bounded
+# time (docs/robustness.md).
+echo "== tsan"
+cmake --preset tsan
+cmake --build --preset tsan -j "$jobs"
+ctest --preset tsan
+echo "== fuzz"
+scripts/fuzz.sh

@@ -2,6 +2,8 @@
 // plan once and run a plan per layer.
 #include "rpa/attention.h"
 
+#include <new>
+
 #include "core/message.h"
 #include "core/problem.h"
 #include "plan/planner.h"
@@ -60,6 +62,19 @@ Status check_plan_fits(const Plan& plan, const Problem& problem) {
   return Status::Ok();
 }
 
+// Memory rpa sizes itself (the cpu workspace) fails as a status naming the
+// bytes; a std::vector that cannot grow (the plan's lists, the reference's
+// gathers) throws std::bad_alloc, which becomes a status here so that none
+// escapes to the caller. Outputs are written only after every allocation.
+template <typename Body>
+Status catching_bad_alloc(const char* stage, const Body& body) {
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    return Status::Internal(cat("out of memory while ", stage, " (std::bad_alloc)"));
+  }
+}
+
 }  // namespace
 
 // The one orchestrator: placement, description, (validation, planning), run.
@@ -71,11 +86,13 @@ Status attention(const AttentionInputs& inputs, const AttentionOptions& options,
   Problem problem;
   RPA_RETURN_IF_ERROR(describe(inputs, options, &outputs, &problem));
   if (config.validate) RPA_RETURN_IF_ERROR(check_metadata(problem));
-  Plan plan;
-  if (resolved.backend != Backend::kReference) {
-    RPA_RETURN_IF_ERROR(build_plan(problem, PlanConfig{}, &plan, resolved.backend));
-  }
-  return run_backend(resolved, problem, plan, inputs, outputs);
+  return catching_bad_alloc("planning and running the batch", [&] {
+    Plan plan;
+    if (resolved.backend != Backend::kReference) {
+      RPA_RETURN_IF_ERROR(build_plan(problem, PlanConfig{}, &plan, resolved.backend));
+    }
+    return run_backend(resolved, problem, plan, inputs, outputs);
+  });
 }
 
 Status make_plan(const AttentionInputs& inputs, const AttentionOptions& options, Plan* plan,
@@ -83,7 +100,9 @@ Status make_plan(const AttentionInputs& inputs, const AttentionOptions& options,
   Problem problem;
   RPA_RETURN_IF_ERROR(describe(inputs, options, nullptr, &problem));
   RPA_RETURN_IF_ERROR(check_metadata(problem));
-  return build_plan(problem, config, plan, resolve_backend(backend, inputs));
+  return catching_bad_alloc("planning the batch", [&] {
+    return build_plan(problem, config, plan, resolve_backend(backend, inputs));
+  });
 }
 
 Status run(const Plan& plan, const AttentionInputs& inputs, const AttentionOutputs& outputs,
@@ -94,7 +113,8 @@ Status run(const Plan& plan, const AttentionInputs& inputs, const AttentionOutpu
   Problem problem;
   RPA_RETURN_IF_ERROR(describe(inputs, plan.options, &outputs, &problem));
   RPA_RETURN_IF_ERROR(check_plan_fits(plan, problem));
-  return run_backend(resolved, problem, plan, inputs, outputs);
+  return catching_bad_alloc("running the plan",
+                            [&] { return run_backend(resolved, problem, plan, inputs, outputs); });
 }
 
 }  // namespace rpa

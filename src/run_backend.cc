@@ -49,7 +49,8 @@ Status run_backend(const RunConfig& config, const Problem& problem, const Plan& 
           "backend 'cuda' is not built into this copy of rpa (no nvcc at build time)");
 #endif
     default:
-      return run_cpu(problem, plan, inputs, outputs, config.threads);
+      return run_cpu(problem, plan, inputs, outputs, config.threads, config.workspace,
+                     config.workspace_size);
   }
 }
 

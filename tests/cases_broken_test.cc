@@ -107,6 +107,21 @@ TEST(BrokenSafetensors, MissingFileAndDirectory) {
   EXPECT_NE(s.message().find("is a directory"), std::string::npos) << s.message();
 }
 
+// Found by fuzz/cases.cc: JSON numbers too large for a double throw
+// nlohmann's out_of_range, not parse_error, and escaped the readers (abort).
+TEST(BrokenSafetensors, NumberOverflowInTheJsonIsAStatus) {
+  SafetensorsFile file;
+  const Status s = read_bytes(file_with("{\"a\": 5e33656}", 0), &file);
+  EXPECT_NE(s.message().find("not valid JSON"), std::string::npos) << s.message();
+  const std::string dir = scratch("overflow_case");
+  fs::create_directories(dir);
+  std::ofstream(fs::path(dir) / "options.json") << "{\"scale\": 1e999}";
+  Case c;
+  const Status o = load_case(dir, &c);
+  EXPECT_NE(o.message().find("not valid JSON"), std::string::npos) << o.message();
+  fs::remove_all(dir);
+}
+
 // Truncations at every header byte and through the data, and random header
 // byte flips, of a real case file: each either loads or fails with a message,
 // and never crashes.

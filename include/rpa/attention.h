@@ -70,6 +70,13 @@ struct RunConfig {
   // cuda: the cudaStream_t to run on; the call then returns once the work is
   // queued. Null = the default stream, and the call returns when out is written.
   void* cuda_stream = nullptr;
+  // Caller-owned scratch for the cpu backend (a serving engine pre-allocates;
+  // a steady-state run then allocates nothing on the heap). At least
+  // rpa::workspace_bytes(plan, config) bytes, any alignment; it is used only
+  // during the call, and a call running at the same time needs its own. Null
+  // = rpa allocates the workspace on each call. Other backends ignore it.
+  void* workspace = nullptr;
+  int64_t workspace_size = 0;
 };
 
 // Computes `out` (and `lse` when present). On any error returns a Status whose

@@ -65,6 +65,24 @@ struct MergeGroup {
   int32_t count = 0;
 };
 
+// A chain: items [first_item, first_item + items) of the decode or the
+// prefill list.
+struct ChainRef {
+  int32_t first_item = 0;
+  int32_t items = 0;
+};
+
+// What one CPU thread runs start to end: the decode chains of one query row
+// and split for every kv head (they read the same keys of the same pages, and
+// read together each page streams contiguously), or one prefill chain.
+// Every chain keeps its own state, so grouping changes no bit of any result.
+struct PlanTask {
+  int32_t first_chain = 0;  // Plan::task_chains [first_chain, first_chain + chains)
+  int32_t chains = 0;
+  bool decode = false;
+  int64_t cost = 0;  // a relative time estimate, for longest-first scheduling
+};
+
 struct PlanStats {
   int64_t batch_capacity = 0;
   int64_t live_slots = 0;
@@ -98,6 +116,16 @@ struct Plan {
   std::vector<WorkItem> prefill_items;  // q_rows >= 1 tiles of slots with q_len > 1
   std::vector<int32_t> pages;           // physical pages, in the order items read them
   std::vector<MergeGroup> merges;
+  // The chains of each list in item order (executors that run one chain per
+  // worker, cuda's).
+  std::vector<ChainRef> decode_chains;
+  std::vector<ChainRef> prefill_chains;
+  // The same chains grouped into tasks (executors that run one task per
+  // worker, the cpu's): decode chains by (query row, split, kv head), then
+  // prefill chains; the tasks longest first, ties in chain order.
+  std::vector<ChainRef> task_chains;
+  std::vector<PlanTask> tasks;
+  int32_t max_task_chains = 0;
   int32_t num_partial_rows = 0;
   int32_t max_tile_rows = 0;  // the most q_rows of any item
   PlanStats stats;
@@ -125,5 +153,11 @@ Status make_plan(const AttentionInputs& inputs, const AttentionOptions& options,
 // is make_plan + run. Writes nothing on error.
 Status run(const Plan& plan, const AttentionInputs& inputs, const AttentionOutputs& outputs,
            const RunConfig& config = {});
+
+// The bytes of caller-owned workspace (RunConfig::workspace) with which
+// run(plan, ..., config) allocates nothing: the cpu backend's chain lists,
+// split-KV partials and per-thread scratch, for config.threads (0 = as many
+// as OpenMP would use now). 0 for the other backends, which do not take one.
+int64_t workspace_bytes(const Plan& plan, const RunConfig& config = {});
 
 }  // namespace rpa

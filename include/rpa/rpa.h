@@ -159,8 +159,66 @@ rpa_status rpa_plan_run(const rpa_plan* plan, const rpa_layer_inputs* inputs,
 
 rpa_status rpa_plan_get_stats(const rpa_plan* plan, rpa_plan_stats* stats);
 
+/* The bytes of caller-owned workspace with which rpa_plan_run_with_workspace
+ * allocates nothing on the heap (the cpu backend's chain lists, split-KV
+ * partials and per-thread scratch, for the plan's thread count; 0 for the
+ * other backends). A serving engine sizes one buffer per thread that runs
+ * plans, once, and reuses it for every layer and step. */
+rpa_status rpa_plan_workspace_bytes(const rpa_plan* plan, int64_t* bytes);
+
+/* rpa_plan_run with `workspace` (any alignment) of `workspace_size` bytes, at
+ * least rpa_plan_workspace_bytes (NULL with 0 when that is 0); a smaller one
+ * is refused before anything is written. It is scratch for the duration of
+ * the call: calls running at the same time need their own. */
+rpa_status rpa_plan_run_with_workspace(const rpa_plan* plan, const rpa_layer_inputs* inputs,
+                                       const rpa_attention_outputs* outputs, void* workspace,
+                                       int64_t workspace_size);
+
 /* Frees a plan; NULL is a no-op. */
 void rpa_plan_destroy(rpa_plan* plan);
+
+/* The plan as int32 tables for a device kernel that runs one runtime loop
+ * (include/rpa/device_tables.h, docs/neuron.md). All-zero config = the
+ * device sizes and 2 cores; NULL = the same. */
+typedef struct rpa_device_tables_config {
+  int32_t q_tile_rows;      /* 0: 128 / heads_per_kv */
+  int32_t kv_chunk_tokens;  /* 0: K+V of a row near 8 MiB */
+  int32_t split_tokens;     /* 0: 4 chunks */
+  int32_t kv_heads_per_row; /* 0: all kv heads */
+  int32_t num_cores;        /* 0: 2 (LNC=2) */
+} rpa_device_tables_config;
+
+typedef struct rpa_device_tables_info {
+  int32_t row_fields;   /* scalars before the page ids of a row */
+  int32_t pages_per_row;
+  int32_t row_width;    /* row_fields + pages_per_row */
+  int32_t merge_fields;
+  rpa_device_tables_config config; /* resolved: no zeros */
+  int64_t num_rows, rows_per_core, num_merges, merges_per_core, num_partial_rows;
+  /* Bounds from the static shapes alone (device_max_rows and friends). */
+  int64_t max_rows, max_merges, max_partial_rows;
+} rpa_device_tables_info;
+
+typedef enum rpa_device_table {
+  RPA_TABLE_ROWS = 0,        /* [num_rows, row_width] */
+  RPA_TABLE_CORE_ROWS = 1,   /* [num_cores, rows_per_core, row_width] */
+  RPA_TABLE_MERGES = 2,      /* [num_merges, merge_fields] */
+  RPA_TABLE_CORE_MERGES = 3, /* [num_cores, merges_per_core, merge_fields] */
+} rpa_device_table;
+
+typedef struct rpa_device_tables rpa_device_tables;
+
+/* Validates and plans `inputs` with the device sizes and builds the tables. */
+rpa_status rpa_device_tables_create(const rpa_attention_inputs* inputs, const rpa_options* options,
+                                    const rpa_device_tables_config* config,
+                                    rpa_device_tables** tables);
+rpa_status rpa_device_tables_get_info(const rpa_device_tables* tables,
+                                      rpa_device_tables_info* info);
+/* The int32 elements of one table (`*count` of them); valid until destroy. */
+rpa_status rpa_device_tables_get(const rpa_device_tables* tables, rpa_device_table which,
+                                 const int32_t** data, int64_t* count);
+/* Frees the tables; NULL is a no-op. */
+void rpa_device_tables_destroy(rpa_device_tables* tables);
 
 /* Two attention results over disjoint key sets, for rpa_merge_states:
  *   out_a, out_b [rows..., head_dim]  f32 | bf16 | f16 (same dtype)

@@ -36,5 +36,6 @@ py::array zeros(DType dtype, const std::vector<int64_t>& shape, TensorView* view
 // The bindings, one function per family.
 void add_attention(py::module_& m);  // bind_attention.cc: attention, plan_stats
 void add_ops(py::module_& m);        // bind_ops.cc: merge_states, write_kv
+void add_device_tables(py::module_& m);  // bind_device_tables.cc: device_tables
 
 }  // namespace rpa::python

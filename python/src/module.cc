@@ -19,4 +19,5 @@ PYBIND11_MODULE(_rpa, m) {
   py::register_exception<rpa::python::UnsupportedError>(m, "UnsupportedError", PyExc_ValueError);
   rpa::python::add_attention(m);
   rpa::python::add_ops(m);
+  rpa::python::add_device_tables(m);
 }

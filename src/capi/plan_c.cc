@@ -69,7 +69,8 @@ Status create(const rpa_attention_inputs& c_inputs, const rpa_options* c_options
 }
 
 Status run(const rpa_plan& plan, const rpa_layer_inputs& c_inputs,
-           const rpa_attention_outputs& c_outputs) {
+           const rpa_attention_outputs& c_outputs, void* workspace = nullptr,
+           int64_t workspace_size = 0) {
   AttentionInputs inputs;
   AttentionOutputs outputs;
   RPA_RETURN_IF_ERROR(to_view(c_inputs.q, "q", &inputs.q));
@@ -88,7 +89,10 @@ Status run(const rpa_plan& plan, const rpa_layer_inputs& c_inputs,
 
   // The metadata was checked when the plan was made and cannot have changed
   // since: only the O(1) checks of this layer's tensors and outputs run here.
-  return rpa::run(plan.plan, inputs, outputs, plan.config);
+  RunConfig config = plan.config;
+  config.workspace = workspace;
+  config.workspace_size = workspace_size;
+  return rpa::run(plan.plan, inputs, outputs, config);
 }
 
 }  // namespace
@@ -129,6 +133,37 @@ rpa_status rpa_plan_get_stats(const rpa_plan* plan, rpa_plan_stats* stats) {
     }
     *stats = rpa::capi::to_c(plan->plan.stats);
     return rpa::Status::Ok();
+  });
+}
+
+rpa_status rpa_plan_workspace_bytes(const rpa_plan* plan, int64_t* bytes) {
+  return guarded([&] {
+    if (plan == nullptr || bytes == nullptr) {
+      return rpa::Status::Invalid("rpa_plan_workspace_bytes: plan and bytes must not be NULL");
+    }
+    *bytes = rpa::workspace_bytes(plan->plan, plan->config);
+    return rpa::Status::Ok();
+  });
+}
+
+rpa_status rpa_plan_run_with_workspace(const rpa_plan* plan, const rpa_layer_inputs* inputs,
+                                       const rpa_attention_outputs* outputs, void* workspace,
+                                       int64_t workspace_size) {
+  return guarded([&] {
+    if (plan == nullptr || inputs == nullptr || outputs == nullptr) {
+      return rpa::Status::Invalid(
+          "rpa_plan_run_with_workspace: plan, inputs and outputs must not be NULL");
+    }
+    if (workspace_size < 0 || (workspace == nullptr && workspace_size > 0)) {
+      return rpa::Status::Invalid(rpa::cat("rpa_plan_run_with_workspace: workspace = ",
+                                           workspace == nullptr ? "NULL" : "set", ", workspace_size = ",
+                                           workspace_size, ": pass a buffer of rpa_plan_workspace_bytes"));
+    }
+    // NULL with size 0 (a plan that needs none) stays a caller's workspace,
+    // so a plan that does need one is refused rather than allocated for.
+    static char none;
+    return rpa::capi::run(*plan, *inputs, *outputs, workspace != nullptr ? workspace : &none,
+                          workspace_size);
   });
 }
 

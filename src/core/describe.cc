@@ -27,6 +27,11 @@ constexpr std::array<std::string_view, 4> kQDims = {"num_tokens", "num_kv_heads"
                                                     "head_dim"};
 constexpr std::array<std::string_view, 4> kCacheDims = {"num_pages", "page_size", "num_kv_heads",
                                                         "head_dim"};
+// The sources of extents, spelled out: a check that passes builds no string.
+constexpr std::array<std::string_view, 4> kQShapeTexts = {"q.shape[0]", "q.shape[1]", "q.shape[2]",
+                                                          "q.shape[3]"};
+constexpr std::array<std::string_view, 4> kCacheShapeTexts = {
+    "k_cache.shape[0]", "k_cache.shape[1]", "k_cache.shape[2]", "k_cache.shape[3]"};
 
 constexpr ViewRule kQRule = {"q", 4, "[num_tokens, num_kv_heads, heads_per_kv, head_dim]"};
 constexpr ViewRule kKRule = {"k_cache", 4, "[num_pages, page_size, num_kv_heads, head_dim]"};
@@ -91,13 +96,17 @@ Status check_inputs(const AttentionInputs& in, InputSpans* spans) {
   }
   RPA_RETURN_IF_ERROR(check(in.k_cache, kKRule));
   const bool quantized = contains(kQuantizedKvDTypes, in.k_cache.dtype);
-  if (!quantized) {
-    RPA_RETURN_IF_ERROR(expect_dtype(in.k_cache, "k_cache", in.q.dtype,
-                                     cat("q.dtype (", in.q.dtype, ") or ", DType::kF8E4M3)));
+  // The texts of a failure are built only on failure: a steady-state call
+  // allocates nothing (docs/robustness.md).
+  if (!quantized && in.k_cache.dtype != in.q.dtype) {
+    return expect_dtype(in.k_cache, "k_cache", in.q.dtype,
+                        cat("q.dtype (", in.q.dtype, ") or ", DType::kF8E4M3));
   }
   RPA_RETURN_IF_ERROR(check(in.v_cache, kVRule));
-  RPA_RETURN_IF_ERROR(expect_dtype(in.v_cache, "v_cache", in.k_cache.dtype,
-                                   cat("k_cache.dtype (", in.k_cache.dtype, ")")));
+  if (in.v_cache.dtype != in.k_cache.dtype) {
+    return expect_dtype(in.v_cache, "v_cache", in.k_cache.dtype,
+                        cat("k_cache.dtype (", in.k_cache.dtype, ")"));
+  }
   RPA_RETURN_IF_ERROR(check(in.block_table, kBlockTableRule));
   RPA_RETURN_IF_ERROR(expect_dtype(in.block_table, "block_table", DType::kI32, "i32"));
   RPA_RETURN_IF_ERROR(check(in.seq_lens, kSeqLensRule));
@@ -165,7 +174,7 @@ Status check_geometry(const AttentionInputs& in) {
   RPA_RETURN_IF_ERROR(expect_extent(k, "k_cache", 3, q.shape[3], "q.shape[3]", kQDims[3]));
   for (int d = 0; d < 4; ++d) {
     RPA_RETURN_IF_ERROR(expect_extent(in.v_cache, "v_cache", d, k.shape[d],
-                                      cat("k_cache.shape[", d, "]"), kCacheDims[d]));
+                                      kCacheShapeTexts[d], kCacheDims[d]));
   }
   RPA_RETURN_IF_ERROR(expect_extent(in.seq_lens, "seq_lens", 0, bt.shape[0], "block_table.shape[0]",
                                     "batch_capacity"));
@@ -225,7 +234,7 @@ Status check_placement(const TensorView& v, const ViewRule& rule, const TensorVi
                        const NamedSpan* earlier) {
   for (int d = 0; d < rule.rank; ++d) {
     RPA_RETURN_IF_ERROR(
-        expect_extent(v, rule.name, d, q.shape[d], cat("q.shape[", d, "]"), kQDims[d]));
+        expect_extent(v, rule.name, d, q.shape[d], kQShapeTexts[d], kQDims[d]));
   }
   RPA_RETURN_IF_ERROR(check_distinct_elements(v, rule.name));
   for (const NamedSpan& input : inputs) RPA_RETURN_IF_ERROR(expect_no_alias(checked, input));

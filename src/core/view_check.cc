@@ -101,8 +101,13 @@ Status check_distinct_elements(const TensorView& v, std::string_view name) {
   }
   // Stable, so that of two equal strides the later dimension counts as the
   // inner one, as in row-major order, and the message names the outer one.
-  std::stable_sort(dims.begin(), dims.begin() + n,
-                   [&](int a, int b) { return v.strides[a] < v.strides[b]; });
+  // An insertion sort of at most kMaxRank: std::stable_sort would allocate a
+  // buffer on every call (docs/robustness.md).
+  for (int i = 1; i < n; ++i) {
+    for (int j = i; j > 0 && v.strides[dims[j]] < v.strides[dims[j - 1]]; --j) {
+      std::swap(dims[j], dims[j - 1]);
+    }
+  }
   for (int i = 1; i < n; ++i) {
     const int inner = dims[i - 1];
     const int outer = dims[i];

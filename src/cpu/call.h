@@ -1,5 +1,5 @@
 // The CPU backend's view of one call: the tensors as byte pointers with element
-// strides, the plan's items grouped into chains and tasks, and the partials
+// strides, the plan's task chains as item pointers, and the partials
 // workspace.
 // Everything here is built once per call, outside the SIMD code.
 #pragma once
@@ -32,20 +32,6 @@ struct Chain {
   int32_t count = 0;
 };
 
-// What one thread runs start to end: one prefill chain, or the decode chains of
-// one query row and split for every kv head. Those chains stream the same keys
-// of the same pages, and a kv head's row is only 1 / num_kv_heads of each
-// page's token stride: read one head at a time, a page is fetched in scattered
-// short runs at a third of the sequential DRAM bandwidth; read together, each
-// page streams contiguously. Every chain keeps its own state and arithmetic, so
-// grouping changes no bit of any result.
-struct Task {
-  int32_t first_chain = 0;  // chains [first_chain, first_chain + chains) of CpuCall
-  int32_t chains = 0;
-  bool decode = false;
-  int64_t cost = 0;  // a relative time estimate, for longest-first scheduling
-};
-
 struct CpuCall {
   const Problem* problem = nullptr;
   const Plan* plan = nullptr;
@@ -65,9 +51,14 @@ struct CpuCall {
   bool amx = false;
   bool bf16_dot = false;
 
-  std::vector<Chain> chains;  // decode chains grouped by task, then prefill chains
-  std::vector<Task> tasks;    // longest first
-  int32_t max_task_chains = 0;
+  // Per-thread scratch: thread i owns scratch_floats floats from
+  // scratch + i * scratch_floats.
+  float* scratch = nullptr;
+  int64_t scratch_floats = 0;
+
+  // The plan's task_chains, each as its first item and count: task t runs
+  // chains [plan->tasks[t].first_chain, ... + chains) of this array.
+  const Chain* chains = nullptr;
 };
 
 // Walks the keys of one item in order, resolving each to its physical page and
@@ -97,8 +88,10 @@ class KeyCursor {
   int64_t slot_;
 };
 
-// Fills everything but `partials` from a described problem and its plan.
+// Fills everything but `partials` and the scratch from a described problem
+// and its plan. `chain_storage` holds plan.task_chains.size() elements;
+// nothing is allocated.
 void describe_call(const Problem& problem, const Plan& plan, const AttentionInputs& inputs,
-                   const AttentionOutputs& outputs, CpuCall* call);
+                   const AttentionOutputs& outputs, Chain* chain_storage, CpuCall* call);
 
 }  // namespace rpa::cpu

@@ -16,8 +16,10 @@
 namespace rpa {
 
 // Ok when a CUDA device can be used; otherwise Unsupported with the reason
-// (no driver, no device, ...), which callers print when they skip.
-Status cuda_device_status();
+// (no driver, no device, ...), which callers print when they skip. Asked
+// once per process; a reference, so that asking (every host call does)
+// allocates nothing.
+const Status& cuda_device_status();
 
 // True when `data` points into device (or managed) memory. False for host
 // memory and whenever no device can be asked.

@@ -7,13 +7,13 @@ namespace {
 
 size_t align16(size_t n) { return (n + 15) & ~size_t{15}; }
 
-// Chain starts of a kind's items, with the end as the last entry.
-std::vector<int32_t> chain_starts(const std::vector<WorkItem>& items) {
+// The plan's chains of one list as their first items, with the list's end as
+// the last entry: chain c is items [starts[c], starts[c + 1]).
+std::vector<int32_t> chain_starts(const std::vector<ChainRef>& chains, size_t items) {
   std::vector<int32_t> starts;
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (items[i].starts_tile()) starts.push_back(static_cast<int32_t>(i));
-  }
-  starts.push_back(static_cast<int32_t>(items.size()));
+  starts.reserve(chains.size() + 1);
+  for (const ChainRef& chain : chains) starts.push_back(chain.first_item);
+  starts.push_back(static_cast<int32_t>(items));
   return starts;
 }
 
@@ -33,8 +33,10 @@ void put(std::vector<std::byte>& image, size_t at, const T* data, size_t count) 
 
 PackedPlan pack_plan(const Problem& problem, const Plan& plan) {
   PackedPlan packed;
-  const std::vector<int32_t> decode_chains = chain_starts(plan.decode_items);
-  const std::vector<int32_t> prefill_chains = chain_starts(plan.prefill_items);
+  const std::vector<int32_t> decode_chains =
+      chain_starts(plan.decode_chains, plan.decode_items.size());
+  const std::vector<int32_t> prefill_chains =
+      chain_starts(plan.prefill_chains, plan.prefill_items.size());
   packed.num_decode_chains = static_cast<int32_t>(decode_chains.size()) - 1;
   packed.num_prefill_chains = static_cast<int32_t>(prefill_chains.size()) - 1;
 

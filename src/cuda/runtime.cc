@@ -156,7 +156,7 @@ Status probe_device() {
 
 }  // namespace
 
-Status cuda_device_status() {
+const Status& cuda_device_status() {
   static const Status status = probe_device();
   return status;
 }

@@ -10,6 +10,7 @@
 
 #include "core/row_mask.h"
 #include "plan/heuristics.h"
+#include "plan/tasks.h"
 
 namespace rpa {
 namespace {
@@ -170,6 +171,7 @@ Status build_plan(const Problem& problem, const PlanConfig& config, Plan* plan, 
                                "PlanConfig.split_tokens");
   }
   plan->num_partial_rows = static_cast<int32_t>(builder.partial_rows());
+  group_chains(plan);
 
   PlanStats& stats = plan->stats;
   stats.batch_capacity = problem.batch_capacity;
