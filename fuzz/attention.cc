@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "compare/compare.h"
+#include "fuzz_tensor.h"
 #include "rpa/attention.h"
 #include "rpa/plan.h"
 
@@ -108,10 +109,7 @@ bool untouched(const Tensor& t) {
   return true;
 }
 
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "fuzz_attention: property broken: %s\n", what);
-  std::abort();
-}
+[[noreturn]] void fail(const char* what) { rpa::fuzz::fail("fuzz_attention", what); }
 
 }  // namespace
 

@@ -14,34 +14,17 @@
 #include <limits>
 #include <vector>
 
+#include "fuzz_tensor.h"
 #include "rpa/merge_states.h"
 
 namespace {
 
 using rpa::DType;
 using rpa::TensorView;
+using rpa::fuzz::Tensor;
 
-struct Tensor {
-  TensorView view;
-  std::vector<uint8_t> bytes;
-};
-
-// `rank` extents from `shape`, dense strides plus padding between rows.
 Tensor make_tensor(FuzzedDataProvider& in, DType dtype, const std::array<int64_t, 4>& shape, int rank) {
-  Tensor t;
-  t.view.dtype = dtype;
-  t.view.rank = rank;
-  int64_t stride = 1, elements = 1;
-  for (int d = rank - 1; d >= 0; --d) {
-    t.view.shape[d] = shape[d];
-    t.view.strides[d] = stride + (d < rank - 1 ? in.ConsumeIntegralInRange<int64_t>(0, 2) : 0);
-    stride = t.view.strides[d] * std::max<int64_t>(shape[d], 1);
-    if (shape[d] <= 0) elements = 0;
-  }
-  for (int d = 0; d < rank && elements > 0; ++d) elements += (shape[d] - 1) * t.view.strides[d];
-  t.bytes.assign(static_cast<size_t>(std::max<int64_t>(elements, 1) * rpa::dtype_size(dtype)), 0);
-  t.view.data = t.bytes.data();
-  return t;
+  return rpa::fuzz::make_tensor(in, dtype, shape.data(), rank, false);
 }
 
 int64_t offset(const TensorView& v, int64_t row, int lead) {
@@ -53,10 +36,7 @@ int64_t offset(const TensorView& v, int64_t row, int lead) {
   return at;
 }
 
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "fuzz_merge_states: property broken: %s\n", what);
-  std::abort();
-}
+[[noreturn]] void fail(const char* what) { rpa::fuzz::fail("fuzz_merge_states", what); }
 
 }  // namespace
 

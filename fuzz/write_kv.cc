@@ -14,43 +14,20 @@
 #include <tuple>
 #include <vector>
 
+#include "fuzz_tensor.h"
 #include "rpa/write_kv.h"
 
 namespace {
 
 using rpa::DType;
 using rpa::TensorView;
+using rpa::fuzz::Tensor;
 
-struct Tensor {
-  TensorView view;
-  std::vector<uint8_t> bytes;
-};
-
-// Dense strides plus padding between rows (the last dimension contiguous);
-// extents are small and non-negative, so the buffer holds every element.
 Tensor make_tensor(FuzzedDataProvider& in, DType dtype, std::initializer_list<int64_t> shape) {
-  Tensor t;
-  t.view.dtype = dtype;
-  t.view.rank = static_cast<int>(shape.size());
-  int i = 0;
-  for (int64_t e : shape) t.view.shape[i++] = e;
-  int64_t stride = 1, elements = 1;
-  for (int d = t.view.rank - 1; d >= 0; --d) {
-    t.view.strides[d] = stride + (d < t.view.rank - 1 ? in.ConsumeIntegralInRange<int64_t>(0, 2) : 0);
-    stride = t.view.strides[d] * std::max<int64_t>(t.view.shape[d], 1);
-    if (t.view.shape[d] == 0) elements = 0;
-  }
-  for (int d = 0; d < t.view.rank && elements > 0; ++d) elements += (t.view.shape[d] - 1) * t.view.strides[d];
-  t.bytes.resize(static_cast<size_t>(std::max<int64_t>(elements, 1) * rpa::dtype_size(dtype)));
-  for (uint8_t& b : t.bytes) b = in.ConsumeIntegral<uint8_t>();
-  t.view.data = t.bytes.data();
-  return t;
+  return rpa::fuzz::make_tensor(in, dtype, shape.begin(), static_cast<int>(shape.size()), true);
 }
 
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "fuzz_write_kv: property broken: %s\n", what);
-  std::abort();
-}
+[[noreturn]] void fail(const char* what) { rpa::fuzz::fail("fuzz_write_kv", what); }
 
 }  // namespace
 

@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -54,9 +53,12 @@ bool untouched(const Outputs& o, const gen::Batch& batch) {
 
 // The bytes a message says were wanted ("cannot allocate N bytes"), or -1.
 int64_t bytes_wanted(const std::string& message) {
-  std::smatch m;
-  if (!std::regex_search(message, m, std::regex("cannot allocate ([0-9]+) bytes"))) return -1;
-  return std::stoll(m[1]);
+  const std::string lead = "cannot allocate ";
+  const size_t at = message.find(lead);
+  if (at == std::string::npos) return -1;
+  size_t digits = 0;
+  const int64_t bytes = std::stoll(message.substr(at + lead.size()), &digits);
+  return message.compare(at + lead.size() + digits, 6, " bytes") == 0 ? bytes : -1;
 }
 
 TEST(Faults, InjectedAllocationFailureIsAStatusWithTheBytes) {

@@ -1,5 +1,6 @@
 // rpa_device_tables: the device tables (include/rpa/device_tables.h) behind
 // an opaque handle, so C callers get the int32 arrays without C++ vectors.
+#include <cstring>
 #include <memory>
 
 #include "capi/convert.h"
@@ -91,8 +92,13 @@ rpa_status rpa_device_tables_get(const rpa_device_tables* tables, rpa_device_tab
       return rpa::Status::Invalid("rpa_device_tables_get: tables, data and count must not be NULL");
     }
     const rpa::DeviceTables& t = tables->tables;
+    // A C caller may pass any int: read it as one (loading an out-of-range
+    // value as the enum type is undefined in C++).
+    static_assert(sizeof(which) == sizeof(int));
+    int raw = 0;
+    std::memcpy(&raw, &which, sizeof raw);
     const std::vector<int32_t>* table = nullptr;
-    switch (which) {
+    switch (raw) {
       case RPA_TABLE_ROWS:
         table = &t.rows;
         break;
@@ -108,7 +114,7 @@ rpa_status rpa_device_tables_get(const rpa_device_tables* tables, rpa_device_tab
     }
     if (table == nullptr) {
       return rpa::Status::Invalid(rpa::cat("rpa_device_tables_get: which = ",
-                                           static_cast<int>(which), " is not an rpa_device_table"));
+                                           raw, " is not an rpa_device_table"));
     }
     *data = table->data();
     *count = static_cast<int64_t>(table->size());

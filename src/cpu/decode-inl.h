@@ -34,10 +34,6 @@
 HWY_BEFORE_NAMESPACE();
 namespace rpa::cpu::HWY_NAMESPACE {
 
-using rpa::HWY_NAMESPACE::DU8;
-using rpa::HWY_NAMESPACE::Fp8FoldMagnitudes;
-using rpa::HWY_NAMESPACE::Fp8ScanFoundNaN;
-
 // The K (or V) rows of a key block for each chain of a task: kv head 0's row
 // of key n at head0[n], kv head h's h * head_stride elements further.
 template <typename T>

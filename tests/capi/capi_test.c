@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
+
 enum {
   kKvHeads = 2,
   kGroup = 2,
@@ -30,15 +32,6 @@ static float out[kQElems], out2[kQElems], lse[kTokens * kKvHeads * kGroup];
 static int32_t block_table[kSlots * kMaxPages] = {4, 1, -1, -1, -1, -1, 5, 0, 2};
 static int32_t seq_lens[kSlots] = {20, 0, 34};
 static int32_t query_start_len[kSlots + 1] = {0, 1, 1, 5};
-
-static int failures = 0;
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                              \
-    }                                                                          \
-  } while (0)
 
 static rpa_tensor tensor(void* data, rpa_dtype dtype, int rank, int64_t d0, int64_t d1, int64_t d2,
                          int64_t d3) {

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
+
 enum { kKvHeads = 2, kGroup = 2, kDim = 64, kPage = 16, kPages = 6, kSlots = 3, kMaxPages = 3 };
 enum { kTokens = 6 };
 
@@ -17,15 +19,6 @@ static float k_cache[kPages * kPage * kKvHeads * kDim], v_cache[kPages * kPage *
 static int32_t block_table[kSlots * kMaxPages] = {4, 1, -1, -1, -1, -1, 5, 0, 2};
 static int32_t seq_lens[kSlots] = {20, 0, 34};
 static int32_t query_start_len[kSlots + 1] = {0, 1, 1, 5};
-
-static int failures = 0;
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                              \
-    }                                                                          \
-  } while (0)
 
 static rpa_tensor tensor(void* data, rpa_dtype dtype, int rank, const int64_t* dims) {
   rpa_tensor t;
