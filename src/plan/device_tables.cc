@@ -7,6 +7,8 @@
 #include <numeric>
 
 #include "core/message.h"
+#include "core/row_mask.h"
+#include "plan/item_decode.h"
 #include "rpa/dtype.h"
 
 namespace rpa {
@@ -111,9 +113,12 @@ void per_core(const std::vector<int32_t>& table, int32_t width, const std::vecto
 bool needs_mask(const WorkItem& item, int64_t chunk, int32_t window) {
   const int64_t base = item.kv_begin / chunk * chunk;
   if (item.kv_begin != base || item.kv_end != base + chunk) return true;
-  const int64_t min_hi = std::min<int64_t>(int64_t{item.q_pos} + 1, item.seq_len);
-  const int64_t last = int64_t{item.q_pos} + item.q_rows - 1;
-  const int64_t max_lo = window > 0 ? std::max<int64_t>(0, last - window + 1) : 0;
+  // Every row sees [first_key(its pos), end_key(its pos)): the chunk is
+  // unmasked when it lies inside the range of the tile's first row's end and
+  // its last row's start.
+  const RowMask mask{window};
+  const int64_t min_hi = mask.end_key(item.q_pos, item.seq_len);
+  const int64_t max_lo = mask.first_key(int64_t{item.q_pos} + item.q_rows - 1);
   return item.kv_begin < max_lo || item.kv_end > min_hi;
 }
 
@@ -199,12 +204,11 @@ Status export_device_tables(const Plan& plan, const DeviceShapes& shapes,
         row[kRowPartial] = static_cast<int32_t>(partials);
         partials += item.q_rows;
       }
-      // Plan::pages lists the tile's pages from the one holding kv_begin at
-      // item.page_index; slots of the chunk outside [kv_begin, kv_end) stay -1.
-      const int64_t first = item.kv_begin / page;
-      for (int64_t p = first; p * page < item.kv_end; ++p) {
+      // Slots of the chunk outside [kv_begin, kv_end) stay -1.
+      for (int64_t p = item.kv_begin / page; p * page < item.kv_end; ++p) {
+        const int64_t key = std::max<int64_t>(p * page, item.kv_begin);
         row[kRowFields + (p - base / page)] =
-            plan.pages[static_cast<size_t>(item.page_index + (p - first))];
+            plan.pages[static_cast<size_t>(page_list_index(item, key, page))];
       }
       if (item.starts_tile()) chains.push_back({at / width, 0});
       if (chains.empty()) {
