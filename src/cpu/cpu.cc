@@ -21,6 +21,7 @@
 #include "core/ieee_denormals.h"
 #include "core/message.h"
 #include "cpu/call.h"
+#include "cpu/amx_decode_tiles.h"
 #include "cpu/cpu_features.h"
 #include "cpu/epilogue.h"
 #include "hwy/aligned_allocator.h"
@@ -30,6 +31,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 // The per-target code, included once per target after foreach_target.h.
 #include "cpu/decode-inl.h"
+#include "cpu/decode_amx-inl.h"
 #include "cpu/prefill-inl.h"
 #include "cpu/prefill_amx-inl.h"
 #include "hwy/highway.h"
@@ -46,12 +48,13 @@ int64_t TileLanes(const Plan& plan) {
 
 // The floats of one thread's scratch (a multiple of 16, so that every
 // thread's starts aligned): this target's prefill tile, a decode task of
-// `max_task_chains` kv heads, or a merge row.
+// `max_task_chains` kv heads (on either decode path), or a merge row.
 int64_t ScratchFloats(const Plan& plan, int32_t max_task_chains) {
   const int64_t dim = plan.head_dim;
   const int64_t decode_heads = int64_t{max_task_chains} * plan.heads_per_kv;
   return PrefillScratch::round16(std::max(
-      {PrefillScratch::floats(TileLanes(plan), dim), DecodeScratch::floats(decode_heads, dim), dim}));
+      {PrefillScratch::floats(TileLanes(plan), dim), DecodeScratch::floats(decode_heads, dim),
+       AmxDecodeScratch::floats(max_task_chains, plan.heads_per_kv, dim), dim}));
 }
 
 // Runs every task, then every merge, in one parallel region. Tasks are
@@ -71,7 +74,11 @@ Status RunTasks(const CpuCall& call, int threads) {
   const auto run_task = [&](int64_t t, const DecodeScratch& decode, const PrefillScratch& prefill) {
     const PlanTask& task = plan.tasks[t];
     const Chain* chains = call.chains + task.first_chain;
-    if (task.decode) {
+    if (task.decode && UsesAmxDecode<TQ, T>(call)) {
+      // The thread's scratch (decode.q is its start), carved for this path.
+      RunDecodeTaskAmx(call, chains, task.chains,
+                       AmxDecodeScratch::carve(decode.q, plan.heads_per_kv, dim));
+    } else if (task.decode) {
       RunDecodeTask<TQ, T>(call, chains, task.chains, decode);
     } else if (UsesAmx<TQ, T>(call)) {
       RunPrefillChainAmx(call, *chains, prefill);
@@ -225,6 +232,8 @@ Status run_cpu(const Problem& problem, const Plan& plan, const AttentionInputs& 
   const bool bf16 = problem.dtype == DType::kBF16 && problem.kv_dtype == DType::kBF16;
   call.amx = bf16 && cpu::amx_enabled();
   call.bf16_dot = bf16 && !call.amx && cpu::has_avx512_bf16();
+  call.amx_decode = call.amx && problem.heads_per_kv <= cpu::kAmxDecodeMaxHeads &&
+                    problem.head_dim % 32 == 0;
   return HWY_DYNAMIC_DISPATCH(cpu::RunCpuTarget)(call, layout.threads);
 }
 

@@ -17,6 +17,7 @@
 #include "core/fp8.h"
 #include "core/online_softmax.h"
 #include "cpu/exp-inl.h"
+#include "cpu/key_blocks.h"
 #include "cpu/load-inl.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
@@ -28,11 +29,6 @@ using rpa::HWY_NAMESPACE::DU8;
 using rpa::HWY_NAMESPACE::Fp8FoldMagnitudes;
 using rpa::HWY_NAMESPACE::Fp8ScanFoundNaN;
 
-
-// Keys per online-softmax step: scores of a block are computed, the state is
-// rescaled once, then the block's V rows are accumulated. 32 amortizes the
-// per-block reductions, exps and rescale of o (16 measured 3% slower).
-inline constexpr int kDecodeKeys = 32;
 
 // Query heads per register block: 4 heads x 2 keys of dot-product accumulators
 // leave room for the loads in 16 AVX2 registers.

@@ -1,0 +1,127 @@
+#include "cpu/amx_decode_tiles.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// See amx_tiles.cc: GCC 12's AVX-512 intrinsics and -Wmaybe-uninitialized.
+#ifndef __clang__
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#define RPA_AMX_ATTR __attribute__((target("amx-tile,amx-bf16")))
+#define RPA_PACK_ATTR __attribute__((target("avx512f,avx512bw")))
+#endif
+
+namespace rpa::cpu {
+
+#if defined(__x86_64__) && defined(__GNUC__)
+
+namespace {
+
+constexpr int64_t kRowBytes = 64;
+constexpr int64_t kDims = 32;  // bf16 dims per 64-byte tile row
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t bytes_per_row[16] = {};
+  uint8_t rows[16] = {};
+};
+
+}  // namespace
+
+// The tiles, one role each; GCC's tile intrinsics paste the tile number into
+// the instruction, hence the literal numbers below. 0: a run's K rows (A),
+// 1: q (B), 2 and 3: the runs' scores (C), 4 and 5: the runs' P (A), 6: a
+// run's V rows (B), 7: a 32-dim block of o (C). Narrow tiles (G columns, 2 G
+// rows) keep q, s and o small: with square ones decode-long ran 7% slower.
+RPA_AMX_ATTR void amx_decode_begin(int64_t heads, int64_t padded_heads) {
+  TileConfig config;
+  const auto set = [&](int tile, int64_t rows, int64_t bytes) {
+    config.rows[tile] = static_cast<uint8_t>(rows);
+    config.bytes_per_row[tile] = static_cast<uint16_t>(bytes);
+  };
+  set(0, kAmxDecodeRun, kRowBytes);
+  set(1, kAmxDecodeRun, 4 * padded_heads);
+  set(2, kAmxDecodeRun, 4 * padded_heads);
+  set(3, kAmxDecodeRun, 4 * padded_heads);
+  set(4, 2 * heads, kRowBytes);
+  set(5, 2 * heads, kRowBytes);
+  set(6, kAmxDecodeRun, kRowBytes);
+  set(7, 2 * heads, kRowBytes);
+  // GCC's tile intrinsics do not tell it which memory they read (amx_tiles.cc).
+  __asm__ volatile("" ::: "memory");
+  _tile_loadconfig(&config);
+}
+
+RPA_AMX_ATTR void amx_decode_scores(const uint16_t* k_first, int64_t first_stride,
+                                    const uint16_t* k_second, int64_t second_stride,
+                                    const uint32_t* qv, int64_t head_dim, int64_t padded_heads,
+                                    float* s) {
+  const int64_t q_bytes = 4 * padded_heads;
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int64_t c = 0; c < head_dim / kDims; ++c) {
+    _tile_loadd(1, qv + c * kAmxDecodeRun * padded_heads, q_bytes);
+    _tile_loadd(0, k_first + c * kDims, first_stride);
+    _tile_dpbf16ps(2, 0, 1);
+    _tile_loadd(0, k_second + c * kDims, second_stride);
+    _tile_dpbf16ps(3, 0, 1);
+  }
+  _tile_stored(2, s, q_bytes);
+  _tile_stored(3, s + kAmxDecodeRun * padded_heads, q_bytes);
+}
+
+RPA_PACK_ATTR void amx_decode_pack_probabilities(const float* p, int64_t heads,
+                                                 int64_t padded_heads, uint32_t* pa) {
+  const __m512i keys = _mm512_mullo_epi32(
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+      _mm512_set1_epi32(static_cast<int32_t>(padded_heads)));
+  const __m512i high_half = _mm512_set1_epi32(static_cast<int32_t>(0xFFFF0000u));
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512i bias = _mm512_set1_epi32(0x7FFF);
+  for (int64_t run = 0; run < 2; ++run) {
+    const float* base = p + run * kAmxDecodeRun * padded_heads;
+    uint32_t* rows = pa + run * 2 * heads * kAmxDecodeRun;
+    for (int64_t h = 0; h < heads; ++h) {
+      const __m512i index = _mm512_add_epi32(keys, _mm512_set1_epi32(static_cast<int32_t>(h)));
+      const __m512i bits = _mm512_castps_si512(_mm512_i32gather_ps(index, base, 4));
+      const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), one);
+      const __m512i rounded =
+          _mm512_and_si512(_mm512_add_epi32(bits, _mm512_add_epi32(bias, odd)), high_half);
+      _mm512_storeu_si512(rows + (2 * h) * kAmxDecodeRun, _mm512_srli_epi32(rounded, 16));
+      _mm512_storeu_si512(rows + (2 * h + 1) * kAmxDecodeRun, rounded);
+    }
+  }
+}
+
+RPA_AMX_ATTR void amx_decode_accumulate(const uint32_t* pa, const uint16_t* v_first,
+                                        int64_t first_stride, const uint16_t* v_second,
+                                        int64_t second_stride, int64_t head_dim, int64_t heads,
+                                        float* o) {
+  _tile_loadd(4, pa, kRowBytes);
+  _tile_loadd(5, pa + 2 * heads * kAmxDecodeRun, kRowBytes);
+  for (int64_t c = 0; c < head_dim / kDims; ++c) {
+    float* oc = o + c * 2 * heads * kAmxDecodeRun;
+    _tile_loadd(7, oc, kRowBytes);
+    _tile_loadd(6, v_first + c * kDims, first_stride);
+    _tile_dpbf16ps(7, 4, 6);
+    _tile_loadd(6, v_second + c * kDims, second_stride);
+    _tile_dpbf16ps(7, 5, 6);
+    _tile_stored(7, oc, kRowBytes);
+  }
+}
+
+#else
+
+void amx_decode_scores(const uint16_t*, int64_t, const uint16_t*, int64_t, const uint32_t*, int64_t,
+                       int64_t, float*) {}
+void amx_decode_pack_probabilities(const float*, int64_t, int64_t, uint32_t*) {}
+void amx_decode_begin(int64_t, int64_t) {}
+void amx_decode_accumulate(const uint32_t*, const uint16_t*, int64_t, const uint16_t*, int64_t,
+                           int64_t, int64_t, float*) {}
+
+#endif
+
+}  // namespace rpa::cpu
