@@ -14,8 +14,6 @@
 namespace rpa {
 namespace {
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
 // Q tiles any batch of `shapes` can make: each live slot makes
 // ceil(q_len / tile) <= 1 + (q_len - 1) / tile tiles, and the sum is largest
 // with as many live slots as there can be (each slot needs >= 1 row).

@@ -11,6 +11,9 @@
 
 namespace rpa {
 
+// a / b rounded up, for a >= 0 and b > 0: the pages that a keys fill.
+RPA_HOST_DEVICE constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
 // The index into Plan::pages of the page that holds key `key` of `item`
 // (kv_begin <= key; item.page_index holds the page of kv_begin).
 RPA_HOST_DEVICE int64_t page_list_index(const WorkItem& item, int64_t key, int64_t page_size) {

@@ -10,12 +10,11 @@
 
 #include "core/row_mask.h"
 #include "plan/heuristics.h"
+#include "plan/item_decode.h"
 #include "plan/tasks.h"
 
 namespace rpa {
 namespace {
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // The sizes `backend` plans with where the caller gives 0 (heuristics.h);
 // every backend splits at the same multiple of its chunk.

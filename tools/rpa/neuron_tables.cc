@@ -144,7 +144,7 @@ nlohmann::json device_tables_header(const DeviceTables& t) {
       {"max_partial_rows", device_max_partial_rows(t.shapes, t.config)}};
 }
 
-Status export_device_tables(const std::string& dir, const DeviceTables& t) {
+Status write_device_tables(const std::string& dir, const DeviceTables& t) {
   std::error_code error;
   std::filesystem::create_directories(dir, error);
   if (error) return Status::Invalid(cat("--export ", dir, ": ", error.message()));

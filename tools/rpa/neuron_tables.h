@@ -15,7 +15,7 @@ nlohmann::json device_tables_header(const DeviceTables& tables);
 
 // Writes rows.npy, core_rows.npy, merges.npy, core_merges.npy (int32) and
 // header.json into `dir`, creating it.
-Status export_device_tables(const std::string& dir, const DeviceTables& tables);
+Status write_device_tables(const std::string& dir, const DeviceTables& tables);
 
 // The cost model for Inf2 (one NeuronCore-v2) and Trn2 (LNC=2, two
 // NeuronCore-v3): our tables vs the capacity-masked grid and vs rows of

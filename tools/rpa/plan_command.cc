@@ -82,7 +82,7 @@ int run_device(const PlanFlags& flags, const AttentionInputs& inputs,
   if (!flags.export_dir.empty()) {
     DeviceTables tables;
     Status s = make_device_tables(inputs, options, &tables, config);
-    if (s.ok()) s = export_device_tables(flags.export_dir, tables);
+    if (s.ok()) s = write_device_tables(flags.export_dir, tables);
     if (!s.ok()) {
       std::fprintf(stderr, "rpa plan: %s\n", s.message().c_str());
       return 1;
