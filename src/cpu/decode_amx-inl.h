@@ -147,6 +147,20 @@ inline AmxRun AmxRunOf(const hwy::bfloat16_t* const* rows, int nb, int run, int6
   return {copy, dim * 2};
 }
 
+// Asks for the lines of one chain's rows of a block (kv head 0's rows moved
+// by `offset`) into L2, one chain's tile products ahead of their tile loads:
+// a tile product waits for all 16 rows of its tile, and the tile unit runs
+// in order, so without the request each chain's first loads stall on DRAM.
+// (decode-long, Intel Xeon, 2 threads: 12.2-12.3 ms against 12.7-12.8
+// without; a whole block ahead, to L1 or L2, did no better, and two chains
+// ahead did worse: docs/benchmarks.md.)
+inline void RequestRows(const hwy::bfloat16_t* const* rows, int nb, int64_t offset, int64_t dim) {
+  for (int n = 0; n < nb; ++n) {
+    const char* row = reinterpret_cast<const char*>(rows[n] + offset);
+    for (int64_t byte = 0; byte < dim * 2; byte += 64) __builtin_prefetch(row + byte, 0, 2);
+  }
+}
+
 // Lane i of the result holds lane (i + shift) mod 16 of v.
 HWY_INLINE VF RotateLanes(VF v, int shift) {
   const DF df;
@@ -248,15 +262,28 @@ HWY_NOINLINE void RunDecodeTaskAmx(const CpuCall& call, const Chain* chains, int
   uint16_t* copy0 = st.rows;
   uint16_t* copy1 = st.rows + kAmxDecodeRun * dim;
   amx_decode_begin(heads, padded);
+  // The walk runs one block ahead, so that the last chain of the V pass can
+  // ask for the next block's first rows (RequestRows).
   KeyBlocks<hwy::bfloat16_t> walk(call, chains[0], lo, hi);
-  KeyBlock<hwy::bfloat16_t> block;
-  while (walk.next(&block)) {
+  KeyBlock<hwy::bfloat16_t> blocks[2];
+  int cur = 0;
+  bool have = walk.next(&blocks[0]);
+  while (have) {
+    const KeyBlock<hwy::bfloat16_t>& block = blocks[cur];
+    const KeyBlock<hwy::bfloat16_t>& next = blocks[cur ^ 1];
+    const bool have_next = walk.next(&blocks[cur ^ 1]);
     const int nb = block.count;
+    const auto k_offset = [&](int32_t c) { return chains[c].items[block.item].kv_head * call.k_cache.s[2]; };
+    const auto v_offset = [&](int32_t c) { return chains[c].items[block.item].kv_head * call.v_cache.s[2]; };
     for (int32_t c = 0; c < count; ++c) {
+      if (c + 1 < count) {
+        RequestRows(block.k, nb, k_offset(c + 1), dim);
+      } else {
+        RequestRows(block.v, nb, v_offset(0), dim);
+      }
       const AmxDecodeScratch::PerChain ch = st.chain(c);
-      const int64_t offset = chains[c].items[block.item].kv_head * call.k_cache.s[2];
-      const AmxRun k0 = AmxRunOf(block.k, nb, 0, call.k_cache.s[1], offset, dim, copy0);
-      const AmxRun k1 = AmxRunOf(block.k, nb, 1, call.k_cache.s[1], offset, dim, copy1);
+      const AmxRun k0 = AmxRunOf(block.k, nb, 0, call.k_cache.s[1], k_offset(c), dim, copy0);
+      const AmxRun k1 = AmxRunOf(block.k, nb, 1, call.k_cache.s[1], k_offset(c), dim, copy1);
       amx_decode_scores(k0.rows, k0.stride_bytes, k1.rows, k1.stride_bytes, ch.qv, dim, padded,
                         ch.s);
     }
@@ -267,13 +294,19 @@ HWY_NOINLINE void RunDecodeTaskAmx(const CpuCall& call, const Chain* chains, int
       AmxDecodeRescale(ch, heads, dim);
     }
     for (int32_t c = 0; c < count; ++c) {
+      if (c + 1 < count) {
+        RequestRows(block.v, nb, v_offset(c + 1), dim);
+      } else if (have_next) {
+        RequestRows(next.k, next.count, chains[0].items[next.item].kv_head * call.k_cache.s[2], dim);
+      }
       const AmxDecodeScratch::PerChain ch = st.chain(c);
-      const int64_t offset = chains[c].items[block.item].kv_head * call.v_cache.s[2];
-      const AmxRun v0 = AmxRunOf(block.v, nb, 0, call.v_cache.s[1], offset, dim, copy0);
-      const AmxRun v1 = AmxRunOf(block.v, nb, 1, call.v_cache.s[1], offset, dim, copy1);
+      const AmxRun v0 = AmxRunOf(block.v, nb, 0, call.v_cache.s[1], v_offset(c), dim, copy0);
+      const AmxRun v1 = AmxRunOf(block.v, nb, 1, call.v_cache.s[1], v_offset(c), dim, copy1);
       amx_decode_accumulate(ch.pa, v0.rows, v0.stride_bytes, v1.rows, v1.stride_bytes, dim, heads,
                             ch.o);
     }
+    cur ^= 1;
+    have = have_next;
   }
   amx_end();
   // o from tile order into rows of head_dim (the copy rows serve as room).
