@@ -4,12 +4,15 @@
 // error messages. Part of rpa_tests, and alone in rpa_concurrency_tests,
 // which the `tsan` preset builds under ThreadSanitizer.
 //
-// Each call uses one OpenMP thread (RunConfig::threads = 1): the OpenMP
-// runtime is not instrumented, so TSan cannot see the synchronization
-// between a team's threads and would report the tiles they hand over as
-// races. The concurrency under test is the caller's threads, not OpenMP's.
+// Most calls use one OpenMP thread (RunConfig::threads = 1): the concurrency
+// under test is the caller's threads. Concurrency.OpenMpTeams* run teams of
+// two: the OpenMP runtime is not instrumented, so under TSan they need
+// Archer, LLVM's OpenMP tool that tells TSan about a team's barriers and
+// hand-overs (tests/CMakeLists.txt loads it where it is installed); without
+// it they are skipped there, as TSan would report the team's hand-overs.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -25,6 +28,24 @@ namespace rpa {
 namespace {
 
 constexpr int kThreads = 4;
+
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kUnderTsan = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool kUnderTsan = true;
+#else
+constexpr bool kUnderTsan = false;
+#endif
+#else
+constexpr bool kUnderTsan = false;
+#endif
+
+// Whether OpenMP teams may run here: always, except under TSan without Archer.
+bool teams_checkable() {
+  const char* tools = std::getenv("OMP_TOOL_LIBRARIES");
+  return !kUnderTsan || (tools != nullptr && std::strstr(tools, "archer") != nullptr);
+}
 constexpr int kRounds = 3;
 
 gen::Batch shared_batch() {
@@ -125,6 +146,46 @@ TEST(Concurrency, CApiCallsAndPlanRunsFromManyThreads) {
   for (int i = 0; i < kThreads; ++i) {
     EXPECT_EQ(one_shot[i].out, want.out);
     EXPECT_EQ(planned[i].out, want.out);
+  }
+}
+
+// Teams of two OpenMP threads, from the calling thread and from several
+// callers at once, one-shot and as plan runs with caller workspace: the same
+// bits as one thread (tasks and merges are each one thread's, whichever).
+TEST(Concurrency, OpenMpTeamsFromManyThreads) {
+  if (!teams_checkable()) GTEST_SKIP() << "TSan without Archer cannot see OpenMP's synchronization";
+  const gen::Batch batch = shared_batch();
+  Outputs want = make_outputs(batch);
+  ASSERT_TRUE(attention(batch.inputs(), batch.spec.options, want.views, {Backend::kCpu, 1}).ok());
+  Outputs team = make_outputs(batch);
+  ASSERT_TRUE(attention(batch.inputs(), batch.spec.options, team.views, {Backend::kCpu, 2}).ok());
+  EXPECT_EQ(team.out, want.out);
+  EXPECT_TRUE(same_bytes(team.lse, want.lse));
+  Plan plan;
+  ASSERT_TRUE(make_plan(batch.inputs(), batch.spec.options, &plan, {}, Backend::kCpu).ok());
+  const int64_t bytes = workspace_bytes(plan, {Backend::kCpu, 2});
+  std::vector<Outputs> one_shot, planned;
+  for (int i = 0; i < kThreads; ++i) {
+    one_shot.push_back(make_outputs(batch));
+    planned.push_back(make_outputs(batch));
+  }
+  on_threads([&](int i) {
+    std::vector<char> workspace(static_cast<size_t>(bytes));
+    RunConfig config{Backend::kCpu, 2};
+    config.workspace = workspace.data();
+    config.workspace_size = bytes;
+    for (int r = 0; r < kRounds; ++r) {
+      Status s = attention(batch.inputs(), batch.spec.options, one_shot[i].views, {Backend::kCpu, 2});
+      EXPECT_TRUE(s.ok()) << s.message();
+      s = run(plan, batch.inputs(), planned[i].views, config);
+      EXPECT_TRUE(s.ok()) << s.message();
+    }
+  });
+  for (int i = 0; i < kThreads; ++i) {
+    EXPECT_EQ(one_shot[i].out, want.out);
+    EXPECT_TRUE(same_bytes(one_shot[i].lse, want.lse));
+    EXPECT_EQ(planned[i].out, want.out);
+    EXPECT_TRUE(same_bytes(planned[i].lse, want.lse));
   }
 }
 
