@@ -7,13 +7,15 @@
 // computes: results do not depend on where pages lie.
 //
 // Against the FMA path this takes the per-key arithmetic off the vector
-// units (decode-long on the Intel Xeon of docs/benchmarks.md: about 27 ns of
-// arithmetic per (key, kv head) against 37 ns of DRAM time, which overlapped
-// only in part). As in the AMX prefill, P is rounded to bf16 for P V and
-// m and l stay f32 from the unrounded probabilities; the scores are exact
-// bf16 products summed in f32, scaled after.
+// units, whose 27-32 ns per (key, kv head) overlapped the 37 ns of DRAM time
+// only in part: in cache 21-23 ns, decode-long 12.1-12.7 ms against 14.1
+// (Intel Xeon, docs/benchmarks.md, session 8). As in the AMX prefill, P is
+// rounded to bf16 for P V and m and l stay f32 from the unrounded
+// probabilities; the scores are exact bf16 products summed in f32, scaled
+// after.
 //
-// Only the AVX-512 targets compile it: every AMX CPU has AVX-512.
+// Only the AVX-512 targets compile it (16 f32 lanes, which the softmax
+// below assumes): every AMX CPU has AVX-512.
 
 #if defined(RPA_CPU_DECODE_AMX_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef RPA_CPU_DECODE_AMX_INL_H_
