@@ -1,35 +1,12 @@
 #include "cpu/amx_decode_tiles.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
-// See amx_tiles.cc: GCC 12's AVX-512 intrinsics and -Wmaybe-uninitialized.
-#ifndef __clang__
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#include <immintrin.h>
-
-#define RPA_AMX_ATTR __attribute__((target("amx-tile,amx-bf16")))
-#define RPA_PACK_ATTR __attribute__((target("avx512f,avx512bw")))
-#endif
+#include "cpu/amx_intrinsics.h"
 
 namespace rpa::cpu {
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
-namespace {
-
-constexpr int64_t kRowBytes = 64;
 constexpr int64_t kDims = 32;  // bf16 dims per 64-byte tile row
-
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t bytes_per_row[16] = {};
-  uint8_t rows[16] = {};
-};
-
-}  // namespace
 
 // The tiles, one role each; GCC's tile intrinsics paste the tile number into
 // the instruction, hence the literal numbers below. 0: a run's K rows (A),
