@@ -118,21 +118,28 @@ TEST(Cpu, DecodeWithWideLogits) {
 // the FMA path): query-head groups that are not powers of two (the score
 // columns are padded), every head_dim that is a multiple of 32, pages that a
 // 16-key tile run reads in place (16, 64) or from a copy (8, 2), and rows
-// split into items whose edges fall inside runs (small_config).
+// split into items whose edges fall inside runs (small_config). Every
+// compiled target runs it, so the FMA paths of AVX2 and scalar meet these
+// head groups too.
 TEST(Cpu, Bf16DecodeHeadGroupsDimsAndPages) {
-  for (uint64_t seed = 600; seed < 624; ++seed) {
-    gen::BatchSpec spec = decode_only(random_spec(seed), 200 + static_cast<int32_t>(seed % 5) * 60);
-    spec.dtype = DType::kBF16;
-    spec.out_dtype = seed % 2 == 0 ? DType::kF32 : DType::kBF16;
-    spec.heads_per_kv = std::array<int32_t, 6>{2, 3, 5, 6, 7, 8}[seed % 6];
-    spec.head_dim = std::array<int32_t, 3>{64, 96, 128}[(seed / 6) % 3];
-    if (seed == 623) spec.head_dim = 256;
-    spec.page_size = std::array<int32_t, 4>{16, 64, 8, 2}[(seed / 2) % 4];
-    const gen::Batch batch = gen::generate(spec);
-    const Outputs want = run_reference_backend(batch);
-    expect_close(batch, run_cpu_plan(batch, {}, 1), want);
-    expect_close(batch, run_cpu_plan(batch, small_config(spec.page_size, seed), 2), want);
+  for (const int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    for (uint64_t seed = 600; seed < 624; ++seed) {
+      gen::BatchSpec spec = decode_only(random_spec(seed), 200 + static_cast<int32_t>(seed % 5) * 60);
+      spec.dtype = DType::kBF16;
+      spec.out_dtype = seed % 2 == 0 ? DType::kF32 : DType::kBF16;
+      spec.heads_per_kv = std::array<int32_t, 6>{2, 3, 5, 6, 7, 8}[seed % 6];
+      spec.head_dim = std::array<int32_t, 3>{64, 96, 128}[(seed / 6) % 3];
+      if (seed == 623) spec.head_dim = 256;
+      spec.page_size = std::array<int32_t, 4>{16, 64, 8, 2}[(seed / 2) % 4];
+      const gen::Batch batch = gen::generate(spec);
+      const Outputs want = run_reference_backend(batch);
+      expect_close(batch, run_cpu_plan(batch, {}, 1), want);
+      expect_close(batch, run_cpu_plan(batch, small_config(spec.page_size, seed), 2), want);
+    }
   }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 TEST(Cpu, LongPrefillSpansSeveralTiles) {
