@@ -153,9 +153,9 @@ inline AmxRun AmxRunOf(const hwy::bfloat16_t* const* rows, int nb, int run, int6
 // by `offset`) into L2, one chain's tile products ahead of their tile loads:
 // a tile product waits for all 16 rows of its tile, and the tile unit runs
 // in order, so without the request each chain's first loads stall on DRAM.
-// (decode-long, Intel Xeon, 2 threads: 12.2-12.3 ms against 12.7-12.8
-// without; a whole block ahead, to L1 or L2, did no better, and two chains
-// ahead did worse: docs/benchmarks.md.)
+// (decode-long, Intel Xeon, 2 threads: 12.1-12.5 ms against 12.7-12.8
+// without in one sitting, 12.6 against 14.3-15.0 in another; a whole block
+// ahead did no better, two chains ahead worse: docs/benchmarks.md.)
 inline void RequestRows(const hwy::bfloat16_t* const* rows, int nb, int64_t offset, int64_t dim) {
   for (int n = 0; n < nb; ++n) {
     const char* row = reinterpret_cast<const char*>(rows[n] + offset);
