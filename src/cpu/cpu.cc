@@ -71,13 +71,14 @@ Status RunTasks(const CpuCall& call, int threads) {
 
   const int64_t num_tasks = static_cast<int64_t>(plan.tasks.size());
   const int64_t num_merges = static_cast<int64_t>(plan.merges.size());
-  const auto run_task = [&](int64_t t, const DecodeScratch& decode, const PrefillScratch& prefill) {
+  // Each thread's scratch, carved once for each path (they overlap: a thread
+  // runs one task at a time).
+  const auto run_task = [&](int64_t t, const DecodeScratch& decode,
+                            const AmxDecodeScratch& amx_decode, const PrefillScratch& prefill) {
     const PlanTask& task = plan.tasks[t];
     const Chain* chains = call.chains + task.first_chain;
     if (task.decode && UsesAmxDecode<TQ, T>(call)) {
-      // The thread's scratch (decode.q is its start), carved for this path.
-      RunDecodeTaskAmx(call, chains, task.chains,
-                       AmxDecodeScratch::carve(decode.q, plan.heads_per_kv, dim));
+      RunDecodeTaskAmx(call, chains, task.chains, amx_decode);
     } else if (task.decode) {
       RunDecodeTask<TQ, T>(call, chains, task.chains, decode);
     } else if (UsesAmx<TQ, T>(call)) {
@@ -92,8 +93,9 @@ Status RunTasks(const CpuCall& call, int threads) {
     // workspace allocates nothing.
     const ScopedIeeeDenormals ieee;  // as a worker would, whatever the caller's setting
     const DecodeScratch decode = DecodeScratch::carve(call.scratch, decode_heads, dim);
+    const AmxDecodeScratch amx_decode = AmxDecodeScratch::carve(call.scratch, plan.heads_per_kv, dim);
     const PrefillScratch prefill = PrefillScratch::carve(call.scratch, tile_lanes, dim);
-    for (int64_t t = 0; t < num_tasks; ++t) run_task(t, decode, prefill);
+    for (int64_t t = 0; t < num_tasks; ++t) run_task(t, decode, amx_decode, prefill);
     for (int64_t g = 0; g < num_merges; ++g) merge_tile(call, plan.merges[g], call.scratch);
     return Status::Ok();
   }
@@ -102,9 +104,10 @@ Status RunTasks(const CpuCall& call, int threads) {
     const ScopedIeeeDenormals ieee;  // on every worker, whatever its setting
     float* mine = call.scratch + per_thread * omp_get_thread_num();
     const DecodeScratch decode = DecodeScratch::carve(mine, decode_heads, dim);
+    const AmxDecodeScratch amx_decode = AmxDecodeScratch::carve(mine, plan.heads_per_kv, dim);
     const PrefillScratch prefill = PrefillScratch::carve(mine, tile_lanes, dim);
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < num_tasks; ++t) run_task(t, decode, prefill);
+    for (int64_t t = 0; t < num_tasks; ++t) run_task(t, decode, amx_decode, prefill);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t g = 0; g < num_merges; ++g) merge_tile(call, plan.merges[g], mine);
   }
