@@ -62,49 +62,70 @@ HWY_INLINE void PackAmxQ(const CpuCall& call, const WorkItem& first, int64_t row
   amx_pack_queries(st.qa, lanes, padded_dim, st.qv);
 }
 
-// One m-block against one packed chunk of keys [c0, c0 + nc): BlockChunk's
-// clipping and softmax with the products on tiles.
-HWY_INLINE void AmxBlockChunk(const Problem& pb, const PrefillScratch& st, int64_t b, int64_t c0,
-                              int64_t nc, int64_t padded_dim) {
-  const int32_t* bounds = st.bounds + 4 * b;
-  const int64_t begin = std::max<int64_t>(c0, bounds[0]);
-  const int64_t end = std::min<int64_t>(c0 + nc, bounds[1]);
-  if (begin >= end) return;
+// Every m-block of the tile against one packed chunk of keys [c0, c0 + nc):
+// BlockChunk's clipping and softmax with the products on tiles, in three
+// phases (all blocks' scores, then all softmaxes, then all P V), not block by
+// block. Tile instructions and the vector code do not overlap here, and a
+// switch from one to the other waits for the stores before it to land: the
+// phases make 3 switches per chunk instead of 3 per block (the prefill
+// scenarios ran 6-7% faster).
+HWY_INLINE void AmxChunk(const Problem& pb, const PrefillScratch& st, int64_t blocks, int64_t c0,
+                         int64_t nc, int64_t padded_dim) {
   const int64_t bl = BlockLanes();
   const int64_t dim = pb.head_dim;
-  amx_scores(st.kc, st.qv + b * 2 * (padded_dim / kAmxDims) * 256, padded_dim, st.st);
-  // The softmax walks st rows from the clipped range's first key on.
-  PrefillScratch clipped = st;
-  clipped.st = st.st + (begin - c0) * bl;
-  const bool masked = begin < bounds[2] || end > bounds[3];
+  // The block's keys in the chunk, [begin, end); false when it sees none.
+  auto clip = [&](int64_t b, int64_t& begin, int64_t& end) {
+    const int32_t* bounds = st.bounds + 4 * b;
+    begin = std::max<int64_t>(c0, bounds[0]);
+    end = std::min<int64_t>(c0 + nc, bounds[1]);
+    return begin < end;
+  };
+  auto scores_of = [&](int64_t b) { return st.st + b * kChunkKeys * bl; };
+  auto p_of = [&](int64_t b) { return st.pa + b * bl * kAmxKeys; };
+  int64_t begin, end;
+  for (int64_t b = 0; b < blocks; ++b) {
+    if (!clip(b, begin, end)) continue;
+    amx_scores(st.kc, st.qv + b * 2 * (padded_dim / kAmxDims) * 256, padded_dim, scores_of(b));
+  }
   const bool capped = pb.logit_soft_cap > 0.0f;
   const float cap = pb.logit_soft_cap;
-  const int64_t nk = end - begin;
-  if (masked) {
-    capped ? BlockSoftmax<true, true, true>(clipped, b, begin, nk, pb.scale, cap)
-           : BlockSoftmax<true, false, true>(clipped, b, begin, nk, pb.scale, cap);
-  } else {
-    capped ? BlockSoftmax<false, true, true>(clipped, b, begin, nk, pb.scale, cap)
-           : BlockSoftmax<false, false, true>(clipped, b, begin, nk, pb.scale, cap);
-  }
   const DF df;
-  for (int64_t half = 0; half < 2; ++half) {
-    const int64_t lane0 = b * bl + half * kAmxLanes;
-    float* o = st.o + lane0 * dim;
-    // o *= alpha, lane by lane, where the lane's max moved.
-    for (int64_t i = 0; i < kAmxLanes; ++i) {
-      const float alpha = st.alpha[lane0 + i];
-      if (alpha == 1.0f) continue;
-      const VF va = hn::Set(df, alpha);
-      float* row = o + i * dim;
-      for (int64_t d = 0; d < dim; d += static_cast<int64_t>(hn::Lanes(df))) {
-        hn::StoreU(hn::Mul(hn::LoadU(df, row + d), va), df, row + d);
-      }
+  for (int64_t b = 0; b < blocks; ++b) {
+    if (!clip(b, begin, end)) continue;
+    const int32_t* bounds = st.bounds + 4 * b;
+    const bool masked = begin < bounds[2] || end > bounds[3];
+    // The softmax walks the block's scores from the clipped range's first key on.
+    PrefillScratch clipped = st;
+    clipped.st = scores_of(b) + (begin - c0) * bl;
+    const int64_t nk = end - begin;
+    if (masked) {
+      capped ? BlockSoftmax<true, true, true>(clipped, b, begin, nk, pb.scale, cap)
+             : BlockSoftmax<true, false, true>(clipped, b, begin, nk, pb.scale, cap);
+    } else {
+      capped ? BlockSoftmax<false, true, true>(clipped, b, begin, nk, pb.scale, cap)
+             : BlockSoftmax<false, false, true>(clipped, b, begin, nk, pb.scale, cap);
     }
-    amx_pack_probabilities(st.st, begin - c0, end - c0, half,
-                           st.pa + half * kAmxLanes * kAmxKeys);
+    for (int64_t half = 0; half < 2; ++half) {
+      const int64_t lane0 = b * bl + half * kAmxLanes;
+      float* o = st.o + lane0 * dim;
+      // o *= alpha, lane by lane, where the lane's max moved.
+      for (int64_t i = 0; i < kAmxLanes; ++i) {
+        const float alpha = st.alpha[lane0 + i];
+        if (alpha == 1.0f) continue;
+        const VF va = hn::Set(df, alpha);
+        float* row = o + i * dim;
+        for (int64_t d = 0; d < dim; d += static_cast<int64_t>(hn::Lanes(df))) {
+          hn::StoreU(hn::Mul(hn::LoadU(df, row + d), va), df, row + d);
+        }
+      }
+      amx_pack_probabilities(scores_of(b), begin - c0, end - c0, half,
+                             p_of(b) + half * kAmxLanes * kAmxKeys);
+    }
   }
-  amx_accumulate(st.pa, st.vt, dim, st.o + b * bl * dim);
+  for (int64_t b = 0; b < blocks; ++b) {
+    if (!clip(b, begin, end)) continue;
+    amx_accumulate(p_of(b), st.vt, dim, st.o + b * bl * dim);
+  }
 }
 
 // Runs one prefill chain of bf16 q and caches on AMX tiles, then the flush.
@@ -127,7 +148,7 @@ HWY_NOINLINE void RunPrefillChainAmx(const CpuCall& call, const Chain& chain,
                              const uint16_t* const* v) {
     amx_copy_keys(k, nc, dim, padded_dim, st.kc);
     amx_pack_values(v, nc, dim, st.vt);
-    for (int64_t b = 0; b < blocks; ++b) AmxBlockChunk(pb, st, b, c0, nc, padded_dim);
+    AmxChunk(pb, st, blocks, c0, nc, padded_dim);
   });
   amx_end();
   flush_tile(call, chain.items[chain.count - 1], st.m, st.l, st.o);

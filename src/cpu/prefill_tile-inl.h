@@ -41,7 +41,7 @@ struct PrefillScratch {
   int32_t* lo_m1;   // [M]: lane j sees keys lo_m1[j] < key < hi[j]
   int32_t* hi;      // [M]
   int32_t* bounds;  // [M / BL][4]: per m-block min lo, max hi, max lo, min hi
-  float* st;        // [kChunkKeys][BL]: scores, then probabilities, of one m-block
+  float* st;        // [M / BL][kChunkKeys][BL]: scores, then probabilities, per m-block
   float* k;         // [kChunkKeys][D]: K rows widened to f32
   float* v;         // [kChunkKeys][D]
   // CpuCall::amx (prefill_amx-inl.h, amx_tiles.h; P = padded_dim(D)):
@@ -49,7 +49,7 @@ struct PrefillScratch {
   uint32_t* qv;     // [M / 16][P / 32][16][16]: the same in B-tile order
   uint16_t* kc;     // [kAmxKeys][P]: a chunk's K rows
   uint32_t* vt;     // [kAmxKeys / 2][D]: a chunk's V in B-tile order
-  uint16_t* pa;     // [2][kAmxLanes][kAmxKeys]: an m-block's P as bf16, by halves
+  uint16_t* pa;     // [M / BL][2][kAmxLanes][kAmxKeys]: each m-block's P as bf16, by halves
 
   // Every array starts on a 64-byte boundary of an aligned buffer.
   static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
@@ -57,10 +57,10 @@ struct PrefillScratch {
     const int64_t blocks = lanes / BlockLanes();
     const int64_t padded = amx_padded_dim(dim);
     return round16(lanes * dim) * 2 + round16(lanes * dim / 2) + round16(lanes) * 5 +
-           round16(blocks * 4) + round16(kChunkKeys * BlockLanes()) +
+           round16(blocks * 4) + round16(kChunkKeys * lanes) +
            round16(kChunkKeys * dim) * 2 + round16(lanes * padded / 2) * 2 +
            round16(kAmxKeys * padded / 2) + round16(kAmxKeys / 2 * dim) +
-           round16(kAmxLanes * kAmxKeys);
+           round16(lanes * kAmxKeys / 2);
   }
   static PrefillScratch carve(float* p, int64_t lanes, int64_t dim) {
     PrefillScratch s;
@@ -78,7 +78,7 @@ struct PrefillScratch {
     s.lo_m1 = reinterpret_cast<int32_t*>(take(lanes));
     s.hi = reinterpret_cast<int32_t*>(take(lanes));
     s.bounds = reinterpret_cast<int32_t*>(take(lanes / BlockLanes() * 4));
-    s.st = take(kChunkKeys * BlockLanes());
+    s.st = take(kChunkKeys * lanes);
     s.k = take(kChunkKeys * dim);
     s.v = take(kChunkKeys * dim);
     const int64_t padded = amx_padded_dim(dim);
@@ -86,7 +86,7 @@ struct PrefillScratch {
     s.qv = reinterpret_cast<uint32_t*>(take(lanes * padded / 2));
     s.kc = reinterpret_cast<uint16_t*>(take(kAmxKeys * padded / 2));
     s.vt = reinterpret_cast<uint32_t*>(take(kAmxKeys / 2 * dim));
-    s.pa = reinterpret_cast<uint16_t*>(take(kAmxLanes * kAmxKeys));
+    s.pa = reinterpret_cast<uint16_t*>(take(lanes * kAmxKeys / 2));
     return s;
   }
 };
