@@ -8,8 +8,9 @@
 //                 element at a time against 2 vectors of the transposed q;
 //   O  += P V:   o[j][:] += sum_n st[n][j] * v_n[:], P broadcast against
 //                 2 vectors of a V row.
-// Both inner loops issue 12 independent FMAs per 8 loads (6 x 2 accumulators),
-// enough to cover the FMA latency of AVX2 with 15 of its 16 registers.
+// Both inner loops issue 2 kMicroRows independent FMAs per kMicroRows + 2
+// loads, enough to cover the FMA latency (12 per 8 on AVX2, with 15 of its
+// 16 registers).
 
 #if defined(RPA_CPU_TILE_KERNELS_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef RPA_CPU_TILE_KERNELS_INL_H_
@@ -26,8 +27,20 @@
 HWY_BEFORE_NAMESPACE();
 namespace rpa::cpu::HWY_NAMESPACE {
 
-// Keys (for S) or rows (for O) per register block.
-inline constexpr int kMicroRows = 6;
+// Keys (for S) or rows (for O) per register block: 6 x 2 accumulators in
+// AVX2's 16 registers, 8 x 2 in AVX-512's 32 (f32 prefill 3-6% faster than
+// with 6 on an AVX-512 Xeon).
+inline constexpr int kMicroRows = HWY_TARGET <= HWY_AVX3 ? 8 : 6;
+
+// The remainder of a loop in register blocks at its compile-time size:
+// fn.template operator()<n>() for n in [1, kMicroRows), nothing for 0.
+template <int N = 1, typename Fn>
+HWY_INLINE void WithRemainder(int64_t n, const Fn& fn) {
+  if constexpr (N < kMicroRows) {
+    if (n == N) return fn.template operator()<N>();
+    WithRemainder<N + 1>(n, fn);
+  }
+}
 
 HWY_INLINE int64_t BlockLanes() { return 2 * static_cast<int64_t>(hn::Lanes(DF())); }
 
@@ -60,25 +73,7 @@ HWY_INLINE void Scores(const float* qt, const float* const* k, int64_t nk, int64
   int64_t n = 0;
   for (; n + kMicroRows <= nk; n += kMicroRows)
     ScoresMicro<kMicroRows>(qt, k + n, dim, st + n * stride);
-  switch (nk - n) {
-    case 1:
-      ScoresMicro<1>(qt, k + n, dim, st + n * stride);
-      break;
-    case 2:
-      ScoresMicro<2>(qt, k + n, dim, st + n * stride);
-      break;
-    case 3:
-      ScoresMicro<3>(qt, k + n, dim, st + n * stride);
-      break;
-    case 4:
-      ScoresMicro<4>(qt, k + n, dim, st + n * stride);
-      break;
-    case 5:
-      ScoresMicro<5>(qt, k + n, dim, st + n * stride);
-      break;
-    default:
-      break;
-  }
+  WithRemainder(nk - n, [&]<int R>() { ScoresMicro<R>(qt, k + n, dim, st + n * stride); });
 }
 
 // For rows j < NR of an m-block (p = st + j0, o = its first row, alpha the
@@ -125,25 +120,8 @@ HWY_INLINE void Accumulate(const float* p, const float* const* v, int64_t nk, co
   for (; j + kMicroRows <= rows; j += kMicroRows) {
     AccumulateRows<kMicroRows>(p + j, v, nk, alpha + j, dim, o + j * dim);
   }
-  switch (rows - j) {
-    case 1:
-      AccumulateRows<1>(p + j, v, nk, alpha + j, dim, o + j * dim);
-      break;
-    case 2:
-      AccumulateRows<2>(p + j, v, nk, alpha + j, dim, o + j * dim);
-      break;
-    case 3:
-      AccumulateRows<3>(p + j, v, nk, alpha + j, dim, o + j * dim);
-      break;
-    case 4:
-      AccumulateRows<4>(p + j, v, nk, alpha + j, dim, o + j * dim);
-      break;
-    case 5:
-      AccumulateRows<5>(p + j, v, nk, alpha + j, dim, o + j * dim);
-      break;
-    default:
-      break;
-  }
+  WithRemainder(rows - j,
+                [&]<int R>() { AccumulateRows<R>(p + j, v, nk, alpha + j, dim, o + j * dim); });
 }
 
 }  // namespace rpa::cpu::HWY_NAMESPACE
