@@ -96,6 +96,26 @@ void BlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t nk,
   }
 }
 
+// BlockSoftmax of m-block b over the keys [begin, end) whose scores st.st
+// holds from its first row on: the per-lane mask only where the range is not
+// inside every lane's, the soft cap only where the call asks for one.
+template <bool kLazy = false>
+HWY_INLINE void ClippedBlockSoftmax(const Problem& pb, const PrefillScratch& st, int64_t b,
+                                    int64_t begin, int64_t end) {
+  const int32_t* bounds = st.bounds + 4 * b;
+  const bool masked = begin < bounds[2] || end > bounds[3];
+  const bool capped = pb.logit_soft_cap > 0.0f;
+  const float cap = pb.logit_soft_cap;
+  const int64_t nk = end - begin;
+  if (masked) {
+    capped ? BlockSoftmax<true, true, kLazy>(st, b, begin, nk, pb.scale, cap)
+           : BlockSoftmax<true, false, kLazy>(st, b, begin, nk, pb.scale, cap);
+  } else {
+    capped ? BlockSoftmax<false, true, kLazy>(st, b, begin, nk, pb.scale, cap)
+           : BlockSoftmax<false, false, kLazy>(st, b, begin, nk, pb.scale, cap);
+  }
+}
+
 // One m-block against one chunk of keys [c0, c0 + nc) whose V rows are v[];
 // scores(first, nk, st) computes the unscaled scores of chunk keys
 // [first, first + nk) against m-block b into st.
@@ -109,16 +129,7 @@ HWY_INLINE void BlockChunk(const Problem& pb, const PrefillScratch& st, int64_t 
   const int64_t nk = end - begin;
   const int64_t bl = BlockLanes();
   scores(b, begin - c0, nk);
-  const bool masked = begin < bounds[2] || end > bounds[3];
-  const bool capped = pb.logit_soft_cap > 0.0f;
-  const float cap = pb.logit_soft_cap;
-  if (masked) {
-    capped ? BlockSoftmax<true, true>(st, b, begin, nk, pb.scale, cap)
-           : BlockSoftmax<true, false>(st, b, begin, nk, pb.scale, cap);
-  } else {
-    capped ? BlockSoftmax<false, true>(st, b, begin, nk, pb.scale, cap)
-           : BlockSoftmax<false, false>(st, b, begin, nk, pb.scale, cap);
-  }
+  ClippedBlockSoftmax(pb, st, b, begin, end);
   Accumulate(st.st, v + (begin - c0), nk, st.alpha + b * bl, std::min(bl, rows - b * bl),
              pb.head_dim, st.o + b * bl * pb.head_dim);
 }

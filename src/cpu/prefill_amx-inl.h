@@ -87,24 +87,13 @@ HWY_INLINE void AmxChunk(const Problem& pb, const PrefillScratch& st, int64_t bl
     if (!clip(b, begin, end)) continue;
     amx_scores(st.kc, st.qv + b * 2 * (padded_dim / kAmxDims) * 256, padded_dim, scores_of(b));
   }
-  const bool capped = pb.logit_soft_cap > 0.0f;
-  const float cap = pb.logit_soft_cap;
   const DF df;
   for (int64_t b = 0; b < blocks; ++b) {
     if (!clip(b, begin, end)) continue;
-    const int32_t* bounds = st.bounds + 4 * b;
-    const bool masked = begin < bounds[2] || end > bounds[3];
     // The softmax walks the block's scores from the clipped range's first key on.
     PrefillScratch clipped = st;
     clipped.st = scores_of(b) + (begin - c0) * bl;
-    const int64_t nk = end - begin;
-    if (masked) {
-      capped ? BlockSoftmax<true, true, true>(clipped, b, begin, nk, pb.scale, cap)
-             : BlockSoftmax<true, false, true>(clipped, b, begin, nk, pb.scale, cap);
-    } else {
-      capped ? BlockSoftmax<false, true, true>(clipped, b, begin, nk, pb.scale, cap)
-             : BlockSoftmax<false, false, true>(clipped, b, begin, nk, pb.scale, cap);
-    }
+    ClippedBlockSoftmax</*kLazy=*/true>(pb, clipped, b, begin, end);
     for (int64_t half = 0; half < 2; ++half) {
       const int64_t lane0 = b * bl + half * kAmxLanes;
       float* o = st.o + lane0 * dim;

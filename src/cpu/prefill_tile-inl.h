@@ -42,6 +42,7 @@ struct PrefillScratch {
   int32_t* hi;      // [M]
   int32_t* bounds;  // [M / BL][4]: per m-block min lo, max hi, max lo, min hi
   float* st;        // [M / BL][kChunkKeys][BL]: scores, then probabilities, per m-block
+                    // (the AMX path keeps every block's; the others use the first)
   float* k;         // [kChunkKeys][D]: K rows widened to f32
   float* v;         // [kChunkKeys][D]
   // CpuCall::amx (prefill_amx-inl.h, amx_tiles.h; P = padded_dim(D)):
