@@ -1,15 +1,17 @@
 // The AMX tile kernels of bf16 prefill (src/cpu/amx_tiles.h) against plain
 // loops: the tile layouts of q, K, V and P (tails of keys and of head_dim
-// included) and both tile products. Skipped where AMX is not usable; the
-// attention tests then cover the other paths.
-#include "cpu/amx_tiles.h"
-
+// included) and both tile products; and the fp8 widening of the AMX decode
+// (amx_decode_tiles.h) against the scalar decode, code by code. Skipped
+// where AMX is not usable; the attention tests then cover the other paths.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cstdint>
 #include <vector>
 
 #include "core/support.h"
+#include "cpu/amx_decode_tiles.h"
+#include "cpu/amx_tiles.h"
 #include "cpu/cpu_features.h"
 #include "rpa/dtype.h"
 
@@ -143,6 +145,43 @@ TEST_P(AmxTiles, ProductsMatchPlainLoops) {
 INSTANTIATE_TEST_SUITE_P(HeadDimsAndChunkTails, AmxTiles,
                          ::testing::Combine(::testing::ValuesIn(kSupportedHeadDims),
                                             ::testing::Values(64, 37, 1)));
+
+// Every e4m3 code, at every position of a 64-byte vector and of the 32-byte
+// tail that head_dims 96 and 160 leave, widens to the bf16 bits of its exact
+// value (NaN codes to NaN); null rows give zeros, and the rows asked for
+// ahead are only read, never written.
+TEST(AmxDecodeTiles, Fp8WidensEveryCodeExactly) {
+  if (!has_amx_bf16() || !has_avx512_vbmi()) GTEST_SKIP() << "AMX or AVX512_VBMI is not usable";
+  for (const int64_t dim : kSupportedHeadDims) {
+    if (dim % 32 != 0) continue;
+    constexpr int64_t kRows = 16;
+    std::vector<uint8_t> codes(kRows * dim);
+    for (size_t i = 0; i < codes.size(); ++i)
+      codes[i] = static_cast<uint8_t>((i * 37 + i / 256) % 256);
+    std::vector<const uint8_t*> rows(kRows), ahead(kRows);
+    for (int64_t n = 0; n < kRows; ++n) {
+      rows[n] = n == 5 ? nullptr : codes.data() + n * dim;
+      ahead[n] = n % 3 == 0 ? nullptr : codes.data() + (kRows - 1 - n) * dim;
+    }
+    const int64_t stride = dim + 32;  // past each row: a guard that must stay untouched
+    std::vector<uint16_t> out(kRows * stride, 0xABCD);
+    amx_decode_widen_fp8(rows.data(), kRows, dim, out.data(), stride, ahead.data());
+    for (int64_t n = 0; n < kRows; ++n) {
+      for (int64_t d = 0; d < stride; ++d) {
+        const uint16_t got = out[n * stride + d];
+        if (d >= dim) {
+          ASSERT_EQ(got, 0xABCD) << "dim " << dim << " row " << n << " wrote past the row at " << d;
+          continue;
+        }
+        const uint8_t code = codes[n * dim + d];
+        const float value = n == 5 ? 0.0f : fp8_e4m3_to_f32(code);
+        const uint16_t want = static_cast<uint16_t>(std::bit_cast<uint32_t>(value) >> 16);
+        ASSERT_EQ(got, want) << "dim " << dim << " row " << n << " element " << d << " code "
+                             << int{code};
+      }
+    }
+  }
+}
 
 }  // namespace
 }  // namespace rpa::cpu

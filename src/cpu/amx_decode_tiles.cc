@@ -1,6 +1,9 @@
 #include "cpu/amx_decode_tiles.h"
 
+#include <bit>
+
 #include "cpu/amx_intrinsics.h"
+#include "rpa/dtype.h"
 
 namespace rpa::cpu {
 
@@ -52,9 +55,9 @@ RPA_AMX_ATTR void amx_decode_scores(const uint16_t* k_first, int64_t first_strid
 
 RPA_PACK_ATTR void amx_decode_pack_probabilities(const float* p, int64_t heads,
                                                  int64_t padded_heads, uint32_t* pa) {
-  const __m512i keys = _mm512_mullo_epi32(
-      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-      _mm512_set1_epi32(static_cast<int32_t>(padded_heads)));
+  const __m512i keys =
+      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                         _mm512_set1_epi32(static_cast<int32_t>(padded_heads)));
   const __m512i high_half = _mm512_set1_epi32(static_cast<int32_t>(0xFFFF0000u));
   const __m512i one = _mm512_set1_epi32(1);
   const __m512i bias = _mm512_set1_epi32(0x7FFF);
@@ -69,6 +72,80 @@ RPA_PACK_ATTR void amx_decode_pack_probabilities(const float* p, int64_t heads,
           _mm512_and_si512(_mm512_add_epi32(bits, _mm512_add_epi32(bias, odd)), high_half);
       _mm512_storeu_si512(rows + (2 * h) * kAmxDecodeRun, _mm512_srli_epi32(rounded, 16));
       _mm512_storeu_si512(rows + (2 * h + 1) * kAmxDecodeRun, rounded);
+    }
+  }
+}
+
+namespace {
+
+// The bf16 of e4m3 code c (its low 7 bits; the sign is copied apart), split
+// into its low bytes and its high bytes: [0] for codes 0-63, [1] for 64-127,
+// as vpermt2b's two tables.
+struct alignas(64) Fp8ToBf16Bytes {
+  uint8_t low[2][64];
+  uint8_t high[2][64];
+  uint8_t order[64];  // vpermb's index before the unpacks (below)
+};
+
+constexpr Fp8ToBf16Bytes make_fp8_to_bf16_bytes() {
+  Fp8ToBf16Bytes t{};
+  for (int c = 0; c < 128; ++c) {
+    // Exact: e4m3 has 4 significant bits and its range sits inside bf16's.
+    const uint32_t bits = std::bit_cast<uint32_t>(fp8_e4m3_to_f32(static_cast<uint8_t>(c)));
+    t.low[c / 64][c % 64] = static_cast<uint8_t>(bits >> 16);
+    t.high[c / 64][c % 64] = static_cast<uint8_t>(bits >> 24);
+  }
+  // The bytes' unpack interleaves within 16-byte lanes: lane L's first 8
+  // words come from bytes 16 L..16 L + 7, its last 8 from 16 L + 8..16 L + 15.
+  // Moving codes 8 L + j there (and 32 + 8 L + j to the second half) makes
+  // the two unpacks yield elements 0-31 and 32-63 in order.
+  for (int lane = 0; lane < 4; ++lane) {
+    for (int j = 0; j < 8; ++j) {
+      t.order[16 * lane + j] = static_cast<uint8_t>(8 * lane + j);
+      t.order[16 * lane + 8 + j] = static_cast<uint8_t>(32 + 8 * lane + j);
+    }
+  }
+  return t;
+}
+
+constexpr Fp8ToBf16Bytes kFp8ToBf16 = make_fp8_to_bf16_bytes();
+
+}  // namespace
+
+RPA_VBMI_ATTR void amx_decode_widen_fp8(const uint8_t* const* rows, int64_t count, int64_t head_dim,
+                                        uint16_t* dst, int64_t dst_stride,
+                                        const uint8_t* const* ahead) {
+  const __m512i low0 = _mm512_load_si512(kFp8ToBf16.low[0]);
+  const __m512i low1 = _mm512_load_si512(kFp8ToBf16.low[1]);
+  const __m512i high0 = _mm512_load_si512(kFp8ToBf16.high[0]);
+  const __m512i high1 = _mm512_load_si512(kFp8ToBf16.high[1]);
+  const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i order = _mm512_load_si512(kFp8ToBf16.order);
+  for (int64_t i = 0; i < count; ++i) {
+    uint16_t* out = dst + i * dst_stride;
+    if (ahead[i] != nullptr) {
+      for (int64_t b = 0; b < head_dim; b += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(ahead[i] + b), _MM_HINT_T1);
+      }
+    }
+    if (rows[i] == nullptr) {
+      for (int64_t d = 0; d < head_dim; d += 32)
+        _mm512_storeu_si512(out + d, _mm512_setzero_si512());
+      continue;
+    }
+    const uint8_t* row = rows[i];
+    for (int64_t d = 0; d < head_dim; d += 64) {
+      const bool whole = d + 64 <= head_dim;  // else a 32-byte tail (head_dim 96, 160)
+      const __m512i raw = whole ? _mm512_loadu_si512(row + d)
+                                : _mm512_zextsi256_si512(_mm256_loadu_si256(
+                                      reinterpret_cast<const __m256i*>(row + d)));
+      const __m512i codes = _mm512_permutexvar_epi8(order, raw);
+      const __m512i low = _mm512_permutex2var_epi8(low0, codes, low1);
+      // high | (codes & 0x80): the sign bit of bf16 is the code's.
+      const __m512i high = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(high0, codes, high1),
+                                                     codes, sign, 0xF8);
+      _mm512_storeu_si512(out + d, _mm512_unpacklo_epi8(low, high));
+      if (whole) _mm512_storeu_si512(out + d + 32, _mm512_unpackhi_epi8(low, high));
     }
   }
 }
@@ -98,6 +175,8 @@ void amx_decode_pack_probabilities(const float*, int64_t, int64_t, uint32_t*) {}
 void amx_decode_begin(int64_t, int64_t) {}
 void amx_decode_accumulate(const uint32_t*, const uint16_t*, int64_t, const uint16_t*, int64_t,
                            int64_t, int64_t, float*) {}
+void amx_decode_widen_fp8(const uint8_t* const*, int64_t, int64_t, uint16_t*, int64_t,
+                          const uint8_t* const*) {}
 
 #endif
 

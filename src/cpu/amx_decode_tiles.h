@@ -39,6 +39,15 @@ void amx_decode_scores(const uint16_t* k_first, int64_t first_stride, const uint
 void amx_decode_pack_probabilities(const float* p, int64_t heads, int64_t padded_heads,
                                    uint32_t* pa);
 
+// Widens `count` fp8 e4m3 rows (head_dim bytes each; a null row reads as
+// zeros) into bf16 rows dst[i * dst_stride + d], exactly: every e4m3 value,
+// subnormals included, is a normal bf16, and the NaN codes become bf16 NaN.
+// After row i it asks for row ahead[i] (head_dim bytes, into L2) unless that
+// is null. Needs AVX512_VBMI (has_avx512_vbmi): a code's low 7 bits index
+// two byte tables by vpermt2b.
+void amx_decode_widen_fp8(const uint8_t* const* rows, int64_t count, int64_t head_dim,
+                          uint16_t* dst, int64_t dst_stride, const uint8_t* const* ahead);
+
 // o += P V for both runs: V rows of keys 0-15 from v_first, 16-31 from
 // v_second, *_stride bytes apart; o as in the header comment.
 void amx_decode_accumulate(const uint32_t* pa, const uint16_t* v_first, int64_t first_stride,

@@ -17,6 +17,7 @@
 
 #define RPA_AMX_ATTR __attribute__((target("amx-tile,amx-bf16")))
 #define RPA_PACK_ATTR __attribute__((target("avx512f,avx512bw")))
+#define RPA_VBMI_ATTR __attribute__((target("avx512f,avx512bw,avx512vbmi")))
 
 namespace rpa::cpu {
 

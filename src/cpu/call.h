@@ -50,8 +50,9 @@ struct CpuCall {
   // (prefill_amx-inl.h). Else, with AVX512_BF16, prefill scores use vdpbf16ps.
   bool amx = false;
   bool bf16_dot = false;
-  // AMX as above, and decode fits its tiles: heads_per_kv <= 8, head_dim a
-  // multiple of 32 (decode_amx-inl.h).
+  // AMX as above (or bf16 q on fp8 caches, with AVX512_VBMI to widen them),
+  // and decode fits its tiles: heads_per_kv <= 8, head_dim a multiple of 32
+  // (decode_amx-inl.h).
   bool amx_decode = false;
 
   // Per-thread scratch: thread i owns scratch_floats floats from

@@ -77,9 +77,12 @@ Status RunTasks(const CpuCall& call, int threads) {
                             const AmxDecodeScratch& amx_decode, const PrefillScratch& prefill) {
     const PlanTask& task = plan.tasks[t];
     const Chain* chains = call.chains + task.first_chain;
-    if (task.decode && UsesAmxDecode<TQ, T>(call)) {
-      RunDecodeTaskAmx(call, chains, task.chains, amx_decode);
-    } else if (task.decode) {
+    if constexpr (kAmxDecodeTypes<TQ, T>) {
+      if (task.decode && UsesAmxDecode<TQ, T>(call)) {
+        return RunDecodeTaskAmx<T>(call, chains, task.chains, amx_decode);
+      }
+    }
+    if (task.decode) {
       RunDecodeTask<TQ, T>(call, chains, task.chains, decode);
     } else if (UsesAmx<TQ, T>(call)) {
       RunPrefillChainAmx(call, *chains, prefill);
@@ -235,8 +238,12 @@ Status run_cpu(const Problem& problem, const Plan& plan, const AttentionInputs& 
   const bool bf16 = problem.dtype == DType::kBF16 && problem.kv_dtype == DType::kBF16;
   call.amx = bf16 && cpu::amx_enabled();
   call.bf16_dot = bf16 && !call.amx && cpu::has_avx512_bf16();
-  call.amx_decode = call.amx && problem.heads_per_kv <= cpu::kAmxDecodeMaxHeads &&
-                    problem.head_dim % 32 == 0;
+  // Decode takes AMX tiles for fp8 caches too, widened to bf16 (exactly) on
+  // the way: q must be bf16 already, so that the scores stay exact products.
+  const bool fp8_widens =
+      problem.dtype == DType::kBF16 && problem.kv_dtype == DType::kF8E4M3 && cpu::has_avx512_vbmi();
+  call.amx_decode = (call.amx || (fp8_widens && cpu::amx_enabled())) &&
+                    problem.heads_per_kv <= cpu::kAmxDecodeMaxHeads && problem.head_dim % 32 == 0;
   return HWY_DYNAMIC_DISPATCH(cpu::RunCpuTarget)(call, layout.threads);
 }
 

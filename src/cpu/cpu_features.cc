@@ -16,6 +16,7 @@ namespace rpa::cpu {
 #if defined(__x86_64__) && defined(__GNUC__)
 
 bool has_avx512_bf16() { return __builtin_cpu_supports("avx512bf16"); }
+bool has_avx512_vbmi() { return __builtin_cpu_supports("avx512vbmi"); }
 
 namespace {
 
@@ -53,6 +54,7 @@ bool has_amx_bf16() {
 #else
 
 bool has_avx512_bf16() { return false; }
+bool has_avx512_vbmi() { return false; }
 bool has_amx_bf16() { return false; }
 
 #endif

@@ -7,6 +7,10 @@ namespace rpa::cpu {
 // AVX512_BF16 (vdpbf16ps).
 bool has_avx512_bf16();
 
+// AVX512_VBMI (vpermb, vpermt2b): the byte tables that widen fp8 caches for
+// the AMX decode (amx_decode_tiles.h).
+bool has_avx512_vbmi();
+
 // AMX-BF16 tiles that this process may use: the CPU has AMX-TILE and
 // AMX-BF16, the OS saves the tile state (XCR0), and Linux granted this
 // process the tile data (arch_prctl ARCH_REQ_XCOMP_PERM, asked once).

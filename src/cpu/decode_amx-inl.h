@@ -1,10 +1,14 @@
-// The decode path of bf16 inputs on CPUs with AMX-BF16 (CpuCall::amx_decode):
-// the key blocks and online softmax of decode-inl.h, with both products on
-// tiles loaded straight from the pages (amx_decode_tiles.h). A block's run of
-// 16 keys that lies in one page is read in place; one that does not (a row's
-// first or last block, pages of fewer than 16 keys) is copied first, zero
-// past the row's keys. The copy changes where the tile reads, not what it
-// computes: results do not depend on where pages lie.
+// The decode path of bf16 q on CPUs with AMX-BF16 (CpuCall::amx_decode): the
+// key blocks and online softmax of decode-inl.h, with both products on tiles
+// (amx_decode_tiles.h). With bf16 caches the tiles load straight from the
+// pages: a block's run of 16 keys that lies in one page is read in place;
+// one that does not (a row's first or last block, pages of fewer than 16
+// keys) is copied first, zero past the row's keys. The copy changes where
+// the tile reads, not what it computes: results do not depend on where pages
+// lie. fp8 caches are widened run by run to bf16, exactly, and their scales
+// applied outside the tiles (decode-long fp8 10.4-11.4 ms against 12.4-13.2
+// on the FMA path, in cache 28 against 41 ns per (key, kv head): Intel
+// Xeon, session 10).
 //
 // Against the FMA path this takes the per-key arithmetic off the vector
 // units, whose 27-32 ns per (key, kv head) overlapped the 37 ns of DRAM time
@@ -29,6 +33,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "core/fp8.h"
 #include "core/online_softmax.h"
 #include "core/row_mask.h"
 #include "cpu/amx_decode_tiles.h"
@@ -67,7 +72,7 @@ struct AmxDecodeScratch {
   };
   float* base = nullptr;
   int64_t heads = 0, padded = 0, dim = 0;
-  uint16_t* rows = nullptr;  // [kDecodeKeys][head_dim]: a copied run's rows
+  uint16_t* rows = nullptr;  // [kDecodeKeys][head_dim]: a copied or widened run's rows
 
   static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
   static int64_t chain_floats(int64_t heads, int64_t padded, int64_t dim) {
@@ -106,11 +111,16 @@ struct AmxDecodeScratch {
   }
 };
 
+// The element types the AMX decode takes: bf16 q, bf16 or fp8 caches.
+template <typename TQ, typename T>
+inline constexpr bool kAmxDecodeTypes = std::is_same_v<TQ, hwy::bfloat16_t> &&
+                                        (std::is_same_v<T, TQ> || std::is_same_v<T, Fp8E4M3>);
+
 // Whether decode tasks of these element types run on AMX tiles in this call.
 template <typename TQ, typename T>
 HWY_INLINE bool UsesAmxDecode(const CpuCall& call) {
 #if RPA_CPU_BF16_DOT_TARGET
-  return std::is_same_v<TQ, hwy::bfloat16_t> && std::is_same_v<T, TQ> && call.amx_decode;
+  return kAmxDecodeTypes<TQ, T> && call.amx_decode;
 #else
   (void)call;
   return false;
@@ -128,8 +138,18 @@ struct AmxRun {
   int64_t stride_bytes;
 };
 
+// The rows of a pass unit: a chain's K or V rows of a block (kv head 0's
+// rows moved by offset); the unit after the current one is requested ahead.
+template <typename T>
+struct AheadRows {
+  const T* const* rows = nullptr;
+  int nb = 0;
+  int64_t offset = 0;
+};
+
 inline AmxRun AmxRunOf(const hwy::bfloat16_t* const* rows, int nb, int run, int64_t slot_stride,
-                       int64_t offset, int64_t dim, uint16_t* copy) {
+                       int64_t offset, int64_t dim, uint16_t* copy,
+                       const AheadRows<hwy::bfloat16_t>& /*ahead*/) {
   const int first = run * static_cast<int>(kAmxDecodeRun);
   const auto* start = reinterpret_cast<const uint16_t*>(rows[first]);
   bool in_place = first + kAmxDecodeRun <= nb;
@@ -146,6 +166,25 @@ inline AmxRun AmxRunOf(const hwy::bfloat16_t* const* rows, int nb, int run, int6
       std::fill(dst, dst + dim, uint16_t{0});
     }
   }
+  return {copy, dim * 2};
+}
+
+// fp8 caches: a run is always widened, exactly, into `copy`, and the next
+// unit's rows are requested row by row between the widening of this run's
+// rows: spread out, they no longer stall the loop the way a burst of
+// requests did (decode-long fp8, Intel Xeon, 2 threads: 10.4-11.4 ms
+// against 11.9-12.5 with RequestRows' burst; docs/benchmarks.md).
+inline AmxRun AmxRunOf(const Fp8E4M3* const* rows, int nb, int run, int64_t /*slot_stride*/,
+                       int64_t offset, int64_t dim, uint16_t* copy,
+                       const AheadRows<Fp8E4M3>& ahead) {
+  const int first = run * static_cast<int>(kAmxDecodeRun);
+  const uint8_t* run_rows[kAmxDecodeRun];
+  const uint8_t* ahead_rows[kAmxDecodeRun];
+  for (int n = 0; n < kAmxDecodeRun; ++n) {
+    run_rows[n] = first + n < nb ? &(rows[first + n] + offset)->bits : nullptr;
+    ahead_rows[n] = first + n < ahead.nb ? &(ahead.rows[first + n] + ahead.offset)->bits : nullptr;
+  }
+  amx_decode_widen_fp8(run_rows, kAmxDecodeRun, dim, copy, dim, ahead_rows);
   return {copy, dim * 2};
 }
 
@@ -185,9 +224,10 @@ HWY_INLINE void AmxDecodeSoftmax(const AmxDecodeScratch::PerChain& ch, int64_t h
   VF vmax = neg_inf;
   for (int i = 0; i < vectors; ++i) {
     VF x = hn::Mul(hn::LoadU(df, ch.s + i * kLanes), hn::Set(df, scale));
-    if (cap > 0.0f) x = hn::Mul(hn::Set(df, cap), hn::Tanh(df, hn::Mul(x, hn::Set(df, 1.0f / cap))));
-    x = hn::IfThenElse(hn::FirstN(df, static_cast<size_t>(std::clamp(live - i * kLanes, 0, kLanes))),
-                       x, neg_inf);
+    if (cap > 0.0f)
+      x = hn::Mul(hn::Set(df, cap), hn::Tanh(df, hn::Mul(x, hn::Set(df, 1.0f / cap))));
+    x = hn::IfThenElse(
+        hn::FirstN(df, static_cast<size_t>(std::clamp(live - i * kLanes, 0, kLanes))), x, neg_inf);
     hn::StoreU(x, df, ch.s + i * kLanes);
     vmax = hn::Max(vmax, x);
   }
@@ -205,7 +245,8 @@ HWY_INLINE void AmxDecodeSoftmax(const AmxDecodeScratch::PerChain& ch, int64_t h
       ch.alpha[g] = rescale_factor(ch.m[g], m_new);
       ch.m[g] = m_new;
     }
-    for (int i = static_cast<int>(g); i < kLanes; i += static_cast<int>(padded)) shift_of_lane[i] = shift;
+    for (int i = static_cast<int>(g); i < kLanes; i += static_cast<int>(padded))
+      shift_of_lane[i] = shift;
   }
   const VF shift = hn::Load(df, shift_of_lane);
   VF sum = hn::Zero(df);
@@ -233,9 +274,12 @@ HWY_INLINE void AmxDecodeRescale(const AmxDecodeScratch::PerChain& ch, int64_t h
   }
 }
 
-// Runs one decode task of bf16 q and caches on AMX tiles (RunDecodeTask's
-// walk, state and flush): per key block, the scores of every chain (the K
-// pass), their softmax, then the accumulation of every chain (the V pass).
+// Runs one decode task of bf16 q and bf16 or fp8 caches (T) on AMX tiles
+// (RunDecodeTask's walk, state and flush): per key block, the scores of every
+// chain (the K pass), their softmax, then the accumulation of every chain
+// (the V pass). fp8's scales stay out of the tiles: K's multiplies the
+// scores with the softmax scale, V's the output before the flush.
+template <typename T>
 HWY_NOINLINE void RunDecodeTaskAmx(const CpuCall& call, const Chain* chains, int32_t count,
                                    const AmxDecodeScratch& st) {
   const Problem& pb = *call.problem;
@@ -266,44 +310,55 @@ HWY_NOINLINE void RunDecodeTaskAmx(const CpuCall& call, const Chain* chains, int
   amx_decode_begin(heads, padded);
   // The walk runs one block ahead, so that the last chain of the V pass can
   // ask for the next block's first rows (RequestRows).
-  KeyBlocks<hwy::bfloat16_t> walk(call, chains[0], lo, hi);
-  KeyBlock<hwy::bfloat16_t> blocks[2];
+  KeyBlocks<T> walk(call, chains[0], lo, hi);
+  KeyBlock<T> blocks[2];
   int cur = 0;
   bool have = walk.next(&blocks[0]);
   while (have) {
-    const KeyBlock<hwy::bfloat16_t>& block = blocks[cur];
-    const KeyBlock<hwy::bfloat16_t>& next = blocks[cur ^ 1];
+    const KeyBlock<T>& block = blocks[cur];
+    const KeyBlock<T>& next = blocks[cur ^ 1];
     const bool have_next = walk.next(&blocks[cur ^ 1]);
     const int nb = block.count;
-    const auto k_offset = [&](int32_t c) { return chains[c].items[block.item].kv_head * call.k_cache.s[2]; };
-    const auto v_offset = [&](int32_t c) { return chains[c].items[block.item].kv_head * call.v_cache.s[2]; };
-    for (int32_t c = 0; c < count; ++c) {
-      if (c + 1 < count) {
-        RequestRows(block.k, nb, k_offset(c + 1), dim);
-      } else {
-        RequestRows(block.v, nb, v_offset(0), dim);
+    const auto k_offset = [&](int32_t c) {
+      return chains[c].items[block.item].kv_head * call.k_cache.s[2];
+    };
+    const auto v_offset = [&](int32_t c) {
+      return chains[c].items[block.item].kv_head * call.v_cache.s[2];
+    };
+    const auto unit = [&](int32_t w) {
+      AheadRows<T> a;
+      if (w < count) {
+        a = {block.k, nb, k_offset(w)};
+      } else if (w < 2 * count) {
+        a = {block.v, nb, v_offset(w - count)};
+      } else if (have_next && w - 2 * count < count) {
+        a = {next.k, next.count,
+             chains[w - 2 * count].items[next.item].kv_head * call.k_cache.s[2]};
       }
+      return a;
+    };
+    for (int32_t c = 0; c < count; ++c) {
+      const AheadRows<T> ahead = unit(c + 1);
+      if constexpr (!kQuantized<T>) RequestRows(ahead.rows, ahead.nb, ahead.offset, dim);
       const AmxDecodeScratch::PerChain ch = st.chain(c);
-      const AmxRun k0 = AmxRunOf(block.k, nb, 0, call.k_cache.s[1], k_offset(c), dim, copy0);
-      const AmxRun k1 = AmxRunOf(block.k, nb, 1, call.k_cache.s[1], k_offset(c), dim, copy1);
+      const AmxRun k0 = AmxRunOf(block.k, nb, 0, call.k_cache.s[1], k_offset(c), dim, copy0, ahead);
+      const AmxRun k1 = AmxRunOf(block.k, nb, 1, call.k_cache.s[1], k_offset(c), dim, copy1, ahead);
       amx_decode_scores(k0.rows, k0.stride_bytes, k1.rows, k1.stride_bytes, ch.qv, dim, padded,
                         ch.s);
     }
     for (int32_t c = 0; c < count; ++c) {
       const AmxDecodeScratch::PerChain ch = st.chain(c);
-      AmxDecodeSoftmax(ch, heads, padded, nb, pb.scale, pb.logit_soft_cap);
+      const float k_scale = kQuantized<T> ? pb.k_scale_of(chains[c].items[0].kv_head) : 1.0f;
+      AmxDecodeSoftmax(ch, heads, padded, nb, pb.scale * k_scale, pb.logit_soft_cap);
       amx_decode_pack_probabilities(ch.s, heads, padded, ch.pa);
       AmxDecodeRescale(ch, heads, dim);
     }
     for (int32_t c = 0; c < count; ++c) {
-      if (c + 1 < count) {
-        RequestRows(block.v, nb, v_offset(c + 1), dim);
-      } else if (have_next) {
-        RequestRows(next.k, next.count, chains[0].items[next.item].kv_head * call.k_cache.s[2], dim);
-      }
+      const AheadRows<T> ahead = unit(count + c + 1);
+      if constexpr (!kQuantized<T>) RequestRows(ahead.rows, ahead.nb, ahead.offset, dim);
       const AmxDecodeScratch::PerChain ch = st.chain(c);
-      const AmxRun v0 = AmxRunOf(block.v, nb, 0, call.v_cache.s[1], v_offset(c), dim, copy0);
-      const AmxRun v1 = AmxRunOf(block.v, nb, 1, call.v_cache.s[1], v_offset(c), dim, copy1);
+      const AmxRun v0 = AmxRunOf(block.v, nb, 0, call.v_cache.s[1], v_offset(c), dim, copy0, ahead);
+      const AmxRun v1 = AmxRunOf(block.v, nb, 1, call.v_cache.s[1], v_offset(c), dim, copy1, ahead);
       amx_decode_accumulate(ch.pa, v0.rows, v0.stride_bytes, v1.rows, v1.stride_bytes, dim, heads,
                             ch.o);
     }
@@ -315,10 +370,11 @@ HWY_NOINLINE void RunDecodeTaskAmx(const CpuCall& call, const Chain* chains, int
   float* o = reinterpret_cast<float*>(st.rows);
   for (int32_t c = 0; c < count; ++c) {
     const AmxDecodeScratch::PerChain ch = st.chain(c);
+    const float v_scale = kQuantized<T> ? pb.v_scale_of(chains[c].items[0].kv_head) : 1.0f;
     for (int64_t g = 0; g < heads; ++g) {
       for (int64_t d = 0; d < dim; ++d) {
         const int64_t block32 = d / 32, j = (d % 32) / 2, e = d % 2;
-        o[g * dim + d] = ch.o[(block32 * 2 * heads + 2 * g + e) * kAmxDecodeRun + j];
+        o[g * dim + d] = v_scale * ch.o[(block32 * 2 * heads + 2 * g + e) * kAmxDecodeRun + j];
       }
     }
     flush_tile(call, chains[c].items[chains[c].count - 1], ch.m, ch.l, o);
@@ -328,6 +384,7 @@ HWY_NOINLINE void RunDecodeTaskAmx(const CpuCall& call, const Chain* chains, int
 #else
 
 // Never called: UsesAmxDecode is false on the targets without AMX code.
+template <typename T>
 HWY_INLINE void RunDecodeTaskAmx(const CpuCall&, const Chain*, int32_t, const AmxDecodeScratch&) {}
 
 #endif  // RPA_CPU_BF16_DOT_TARGET
