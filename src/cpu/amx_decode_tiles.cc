@@ -125,7 +125,7 @@ RPA_VBMI_ATTR void amx_decode_widen_fp8(const uint8_t* const* rows, int64_t coun
     uint16_t* out = dst + i * dst_stride;
     if (ahead[i] != nullptr) {
       for (int64_t b = 0; b < head_dim; b += 64) {
-        _mm_prefetch(reinterpret_cast<const char*>(ahead[i] + b), _MM_HINT_T1);
+        _mm_prefetch(reinterpret_cast<const char*>(ahead[i] + b), _MM_HINT_T0);
       }
     }
     if (rows[i] == nullptr) {

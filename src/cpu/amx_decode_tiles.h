@@ -42,7 +42,7 @@ void amx_decode_pack_probabilities(const float* p, int64_t heads, int64_t padded
 // Widens `count` fp8 e4m3 rows (head_dim bytes each; a null row reads as
 // zeros) into bf16 rows dst[i * dst_stride + d], exactly: every e4m3 value,
 // subnormals included, is a normal bf16, and the NaN codes become bf16 NaN.
-// After row i it asks for row ahead[i] (head_dim bytes, into L2) unless that
+// After row i it asks for row ahead[i] (head_dim bytes, into L1) unless that
 // is null. Needs AVX512_VBMI (has_avx512_vbmi): a code's low 7 bits index
 // two byte tables by vpermt2b.
 void amx_decode_widen_fp8(const uint8_t* const* rows, int64_t count, int64_t head_dim,

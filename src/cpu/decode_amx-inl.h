@@ -170,9 +170,9 @@ inline AmxRun AmxRunOf(const hwy::bfloat16_t* const* rows, int nb, int run, int6
 }
 
 // fp8 caches: a run is always widened, exactly, into `copy`, and the next
-// unit's rows are requested row by row between the widening of this run's
-// rows: spread out, they no longer stall the loop the way a burst of
-// requests did (decode-long fp8, Intel Xeon, 2 threads: 10.4-11.4 ms
+// unit's rows are requested (into L1) row by row between the widening of
+// this run's rows: spread out, they no longer stall the loop the way a burst
+// of requests did (decode-long fp8, Intel Xeon, 2 threads: 10.4-11.4 ms
 // against 11.9-12.5 with RequestRows' burst; docs/benchmarks.md).
 inline AmxRun AmxRunOf(const Fp8E4M3* const* rows, int nb, int run, int64_t /*slot_stride*/,
                        int64_t offset, int64_t dim, uint16_t* copy,
