@@ -202,12 +202,26 @@ inline void RequestRows(const hwy::bfloat16_t* const* rows, int nb, int64_t offs
   }
 }
 
-// Lane i of the result holds lane (i + shift) mod 16 of v.
+// The lane indices of RotateLanes by 8, 4, 2 and 1, as constants: built on
+// the stack per call, each index vector's load waited for 16 scalar stores.
+struct RotateIndices {
+  alignas(64) int32_t lanes[4][16];
+};
+constexpr RotateIndices MakeRotateIndices() {
+  RotateIndices r{};
+  for (int k = 0; k < 4; ++k) {
+    for (int i = 0; i < 16; ++i) r.lanes[k][i] = (i + (8 >> k)) & 15;
+  }
+  return r;
+}
+inline constexpr RotateIndices kRotateIndices = MakeRotateIndices();
+
+// Lane i of the result holds lane (i + shift) mod 16 of v; shift is 8, 4, 2
+// or 1.
 HWY_INLINE VF RotateLanes(VF v, int shift) {
   const DF df;
-  alignas(64) int32_t index[16];
-  for (int i = 0; i < 16; ++i) index[i] = (i + shift) & 15;
-  return hn::TableLookupLanes(v, hn::SetTableIndices(df, index));
+  const int k = shift == 8 ? 0 : shift == 4 ? 1 : shift == 2 ? 2 : 3;
+  return hn::TableLookupLanes(v, hn::SetTableIndices(df, kRotateIndices.lanes[k]));
 }
 
 // Folds the online-softmax state of one chain over a block's scores
@@ -371,10 +385,13 @@ HWY_NOINLINE void RunDecodeTaskAmx(const CpuCall& call, const Chain* chains, int
   for (int32_t c = 0; c < count; ++c) {
     const AmxDecodeScratch::PerChain ch = st.chain(c);
     const float v_scale = kQuantized<T> ? pb.v_scale_of(chains[c].items[0].kv_head) : 1.0f;
-    for (int64_t g = 0; g < heads; ++g) {
-      for (int64_t d = 0; d < dim; ++d) {
-        const int64_t block32 = d / 32, j = (d % 32) / 2, e = d % 2;
-        o[g * dim + d] = v_scale * ch.o[(block32 * 2 * heads + 2 * g + e) * kAmxDecodeRun + j];
+    for (int64_t block32 = 0; block32 < dim / 32; ++block32) {
+      for (int64_t g = 0; g < heads; ++g) {
+        for (int64_t e = 0; e < 2; ++e) {
+          const float* src = ch.o + (block32 * 2 * heads + 2 * g + e) * kAmxDecodeRun;
+          float* dst = o + g * dim + 32 * block32 + e;
+          for (int64_t j = 0; j < kAmxDecodeRun; ++j) dst[2 * j] = v_scale * src[j];
+        }
       }
     }
     flush_tile(call, chains[c].items[chains[c].count - 1], ch.m, ch.l, o);
