@@ -21,8 +21,8 @@ struct CpuInfo {
 // The instruction-set extensions that decide which kernels run, by their
 // Linux /proc/cpuinfo names.
 inline const std::vector<std::string> kIsaFlags = {
-    "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_fp16",
-    "amx_bf16", "amx_tile"};
+    "avx2",       "fma",         "f16c",        "avx512f",  "avx512bw", "avx512vl",
+    "avx512vbmi", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile"};
 
 CpuInfo describe_cpu();
 

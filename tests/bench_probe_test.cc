@@ -79,6 +79,7 @@ TEST(BenchMachine, ReportsNameTheCpuAndItsSimdPaths) {
   EXPECT_EQ(has("avx2"), __builtin_cpu_supports("avx2") != 0);
   EXPECT_EQ(has("avx512f"), __builtin_cpu_supports("avx512f") != 0);
   EXPECT_EQ(has("avx512_bf16"), cpu::has_avx512_bf16());
+  EXPECT_EQ(has("avx512vbmi"), cpu::has_avx512_vbmi());
   if (cpu::has_amx_bf16()) {
     EXPECT_TRUE(has("amx_bf16"));
   }

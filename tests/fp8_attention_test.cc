@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -121,6 +122,35 @@ TEST(Fp8Attention, CpuDecodeWithLongContexts) {
     const Outputs want = run(batch, Backend::kReference);
     expect_close(batch, run_cpu_plan(batch, {}, 2), want);
     expect_close(batch, run_cpu_plan(batch, small_config(spec.page_size, seed), 2), want);
+  }
+}
+
+// Decode of bf16 q on fp8 caches, which runs on AMX tiles where the CPU has
+// them (widened to bf16 run by run): every head group the tiles take (2-8),
+// head_dims whose 64-byte rows end in a 32-byte tail (96) or not, pages of
+// fewer and more keys than a 16-key run, items split inside runs; against
+// the reference, and bitwise the same on 1, 2 and 3 threads.
+TEST(Fp8Attention, Bf16QDecodeHeadGroupsDimsAndPages) {
+  for (uint64_t seed = 640; seed < 664; ++seed) {
+    gen::BatchSpec spec = decode_only(fp8_spec(seed), 200 + static_cast<int32_t>(seed % 5) * 60);
+    spec.dtype = DType::kBF16;
+    spec.out_dtype = seed % 2 == 0 ? DType::kF32 : DType::kBF16;
+    spec.heads_per_kv = std::array<int32_t, 6>{2, 3, 5, 6, 7, 8}[seed % 6];
+    spec.head_dim = std::array<int32_t, 3>{64, 96, 128}[(seed / 6) % 3];
+    if (seed == 663) spec.head_dim = 256;
+    spec.page_size = std::array<int32_t, 4>{16, 64, 8, 2}[(seed / 2) % 4];
+    spec.lse = true;
+    const gen::Batch batch = gen::generate(spec);
+    const Outputs want = run(batch, Backend::kReference);
+    const Outputs one = run_cpu_plan(batch, {}, 1);
+    expect_close(batch, one, want);
+    expect_close(batch, run_cpu_plan(batch, small_config(spec.page_size, seed), 2), want);
+    for (const int threads : {2, 3}) {
+      const Outputs many = run_cpu_plan(batch, {}, threads);
+      EXPECT_EQ(one.out, many.out) << "seed " << seed << ", threads " << threads;
+      EXPECT_EQ(std::memcmp(one.lse.data(), many.lse.data(), one.lse.size() * sizeof(float)), 0)
+          << "seed " << seed << ", threads " << threads;
+    }
   }
 }
 
