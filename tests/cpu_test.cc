@@ -9,7 +9,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -126,13 +125,8 @@ TEST(Cpu, Bf16DecodeHeadGroupsDimsAndPages) {
     SCOPED_TRACE(hwy::TargetName(target));
     hwy::SetSupportedTargetsForTest(target);
     for (uint64_t seed = 600; seed < 624; ++seed) {
-      gen::BatchSpec spec = decode_only(random_spec(seed), 200 + static_cast<int32_t>(seed % 5) * 60);
-      spec.dtype = DType::kBF16;
-      spec.out_dtype = seed % 2 == 0 ? DType::kF32 : DType::kBF16;
-      spec.heads_per_kv = std::array<int32_t, 6>{2, 3, 5, 6, 7, 8}[seed % 6];
-      spec.head_dim = std::array<int32_t, 3>{64, 96, 128}[(seed / 6) % 3];
-      if (seed == 623) spec.head_dim = 256;
-      spec.page_size = std::array<int32_t, 4>{16, 64, 8, 2}[(seed / 2) % 4];
+      const gen::BatchSpec spec = bf16_decode_head_groups(
+          decode_only(random_spec(seed), 200 + static_cast<int32_t>(seed % 5) * 60), seed);
       const gen::Batch batch = gen::generate(spec);
       const Outputs want = run_reference_backend(batch);
       expect_close(batch, run_cpu_plan(batch, {}, 1), want);

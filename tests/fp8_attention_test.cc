@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -132,13 +131,8 @@ TEST(Fp8Attention, CpuDecodeWithLongContexts) {
 // the reference, and bitwise the same on 1, 2 and 3 threads.
 TEST(Fp8Attention, Bf16QDecodeHeadGroupsDimsAndPages) {
   for (uint64_t seed = 640; seed < 664; ++seed) {
-    gen::BatchSpec spec = decode_only(fp8_spec(seed), 200 + static_cast<int32_t>(seed % 5) * 60);
-    spec.dtype = DType::kBF16;
-    spec.out_dtype = seed % 2 == 0 ? DType::kF32 : DType::kBF16;
-    spec.heads_per_kv = std::array<int32_t, 6>{2, 3, 5, 6, 7, 8}[seed % 6];
-    spec.head_dim = std::array<int32_t, 3>{64, 96, 128}[(seed / 6) % 3];
-    if (seed == 663) spec.head_dim = 256;
-    spec.page_size = std::array<int32_t, 4>{16, 64, 8, 2}[(seed / 2) % 4];
+    gen::BatchSpec spec = bf16_decode_head_groups(
+        decode_only(fp8_spec(seed), 200 + static_cast<int32_t>(seed % 5) * 60), seed);
     spec.lse = true;
     const gen::Batch batch = gen::generate(spec);
     const Outputs want = run(batch, Backend::kReference);

@@ -131,6 +131,20 @@ inline gen::BatchSpec fp8_spec(uint64_t seed) {
   return spec;
 }
 
+// `spec` (random_spec or fp8_spec of `seed`) as decode rows of bf16 q over
+// what the AMX decode's tiles must handle: groups of 2-8 heads, head_dims
+// 64, 96 (a 32-dim tail), 128 and 256 (one seed in 24), pages of fewer and
+// more keys than a 16-key run (read in place or copied).
+inline gen::BatchSpec bf16_decode_head_groups(gen::BatchSpec spec, uint64_t seed) {
+  spec.dtype = DType::kBF16;
+  spec.out_dtype = seed % 2 == 0 ? DType::kF32 : DType::kBF16;
+  spec.heads_per_kv = std::array<int32_t, 6>{2, 3, 5, 6, 7, 8}[seed % 6];
+  spec.head_dim = std::array<int32_t, 3>{64, 96, 128}[(seed / 6) % 3];
+  if (seed % 24 == 23) spec.head_dim = 256;
+  spec.page_size = std::array<int32_t, 4>{16, 64, 8, 2}[(seed / 2) % 4];
+  return spec;
+}
+
 // `spec` with decode rows only: 3 live slots of up to `max_context` keys.
 inline gen::BatchSpec decode_only(gen::BatchSpec spec, int32_t max_context) {
   spec.chunk_weight = spec.fresh_weight = 0.0;
