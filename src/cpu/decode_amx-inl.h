@@ -6,8 +6,8 @@
 // keys) is copied first, zero past the row's keys. The copy changes where
 // the tile reads, not what it computes: results do not depend on where pages
 // lie. fp8 caches are widened run by run to bf16, exactly, and their scales
-// applied outside the tiles (decode-long fp8 10.4-11.4 ms against 12.4-13.2
-// on the FMA path, in cache 28 against 41 ns per (key, kv head): Intel
+// applied outside the tiles (decode-long fp8 9.8-10.4 ms against 11.9-13.5
+// on the FMA path, in cache 24.7 against 41 ns per (key, kv head): Intel
 // Xeon, session 10).
 //
 // Against the FMA path this takes the per-key arithmetic off the vector
@@ -339,15 +339,16 @@ HWY_NOINLINE void RunDecodeTaskAmx(const CpuCall& call, const Chain* chains, int
     const auto v_offset = [&](int32_t c) {
       return chains[c].items[block.item].kv_head * call.v_cache.s[2];
     };
+    // Pass unit w of the block: chain w's K rows (w < count), then chain
+    // w - count's V rows; unit 2 count is the next block's first K rows.
     const auto unit = [&](int32_t w) {
       AheadRows<T> a;
       if (w < count) {
         a = {block.k, nb, k_offset(w)};
       } else if (w < 2 * count) {
         a = {block.v, nb, v_offset(w - count)};
-      } else if (have_next && w - 2 * count < count) {
-        a = {next.k, next.count,
-             chains[w - 2 * count].items[next.item].kv_head * call.k_cache.s[2]};
+      } else if (have_next) {
+        a = {next.k, next.count, chains[0].items[next.item].kv_head * call.k_cache.s[2]};
       }
       return a;
     };

@@ -23,7 +23,8 @@ namespace {
 
 // Finalizes packed row (t, h, g) from state `s` and `o` (head_dim floats, then
 // normalized in place) and writes it to out and, when requested, lse.
-RPA_VECTOR_CLONES void write_row(const CpuCall& call, int64_t t, int64_t h, int64_t g, RowState s, float* o) {
+RPA_VECTOR_CLONES void write_row(const CpuCall& call, int64_t t, int64_t h, int64_t g, RowState s,
+                                 float* o) {
   const Problem& p = *call.problem;
   const float* sink = p.sinks != nullptr ? p.sinks + h * p.heads_per_kv + g : nullptr;
   const float lse = finalize_state(s, o, p.head_dim, sink);
