@@ -20,10 +20,9 @@
 
 #include "core/ieee_denormals.h"
 #include "core/message.h"
-#include "cpu/call.h"
 #include "cpu/amx_decode_tiles.h"
+#include "cpu/call.h"
 #include "cpu/cpu_features.h"
-#include "cpu/epilogue.h"
 #include "hwy/aligned_allocator.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -32,6 +31,7 @@
 // The per-target code, included once per target after foreach_target.h.
 #include "cpu/decode-inl.h"
 #include "cpu/decode_amx-inl.h"
+#include "cpu/epilogue-inl.h"
 #include "cpu/prefill-inl.h"
 #include "cpu/prefill_amx-inl.h"
 #include "hwy/highway.h"
@@ -96,7 +96,8 @@ Status RunTasks(const CpuCall& call, int threads) {
     // workspace allocates nothing.
     const ScopedIeeeDenormals ieee;  // as a worker would, whatever the caller's setting
     const DecodeScratch decode = DecodeScratch::carve(call.scratch, decode_heads, dim);
-    const AmxDecodeScratch amx_decode = AmxDecodeScratch::carve(call.scratch, plan.heads_per_kv, dim);
+    const AmxDecodeScratch amx_decode =
+        AmxDecodeScratch::carve(call.scratch, plan.heads_per_kv, dim);
     const PrefillScratch prefill = PrefillScratch::carve(call.scratch, tile_lanes, dim);
     for (int64_t t = 0; t < num_tasks; ++t) run_task(t, decode, amx_decode, prefill);
     for (int64_t g = 0; g < num_merges; ++g) merge_tile(call, plan.merges[g], call.scratch);
@@ -223,8 +224,8 @@ Status run_cpu(const Problem& problem, const Plan& plan, const AttentionInputs& 
     const int64_t needed = cpu::kAlign + layout.bytes();
     if (workspace_size < needed) {
       return Status::Invalid(cat("workspace_size = ", workspace_size,
-                                 " bytes is too small: this plan needs ", needed, " with threads = ",
-                                 threads, " (rpa::workspace_bytes)"));
+                                 " bytes is too small: this plan needs ", needed,
+                                 " with threads = ", threads, " (rpa::workspace_bytes)"));
     }
     base = cpu::aligned(workspace);
   } else {

@@ -27,7 +27,7 @@
 #include "core/row_mask.h"
 #include "cpu/call.h"
 #include "cpu/decode_block-inl.h"
-#include "cpu/epilogue.h"
+#include "cpu/epilogue-inl.h"
 #include "cpu/key_blocks.h"
 #include "cpu/load-inl.h"
 #include "hwy/highway.h"

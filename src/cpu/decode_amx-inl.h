@@ -40,7 +40,7 @@
 #include "cpu/amx_tiles.h"
 #include "cpu/bf16_dot-inl.h"
 #include "cpu/call.h"
-#include "cpu/epilogue.h"
+#include "cpu/epilogue-inl.h"
 #include "cpu/exp-inl.h"
 #include "cpu/key_blocks.h"
 #include "hwy/contrib/math/math-inl.h"

@@ -24,7 +24,7 @@
 
 #include "core/online_softmax.h"
 #include "cpu/call.h"
-#include "cpu/epilogue.h"
+#include "cpu/epilogue-inl.h"
 #include "cpu/exp-inl.h"
 #include "cpu/load-inl.h"
 #include "cpu/prefill_tile-inl.h"

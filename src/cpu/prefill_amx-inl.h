@@ -22,7 +22,7 @@
 #include "cpu/amx_tiles.h"
 #include "cpu/bf16_dot-inl.h"
 #include "cpu/call.h"
-#include "cpu/epilogue.h"
+#include "cpu/epilogue-inl.h"
 #include "cpu/prefill-inl.h"
 #include "cpu/prefill_tile-inl.h"
 #include "hwy/highway.h"

@@ -1,30 +1,37 @@
-#include "cpu/epilogue.h"
+// The end of a tile, shared by the decode and prefill paths: finalize and write
+// out/lse, or store a split's partial state; and the merge of split partials.
+// It uses the one state/merge of core/online_softmax.h. Its loops run once per
+// tile row, not once per key, and are left to the compiler, which vectorizes
+// them for each target (normalize, round to bf16 or f16). Compiled for SSE2
+// alone they took 16% of a one-thread 512-row bf16 prefill
+// (`BM_PrefillKernel/bf16` 8.16-8.19 ms per target, 8.69-8.98 for SSE2).
+// Per-target code rather than compiler clones (target_clones): a clone's
+// resolver runs before ThreadSanitizer's runtime starts and crashes it.
+
+// Per-target include guard, as Highway's foreach_target.h requires.
+#if defined(RPA_CPU_EPILOGUE_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef RPA_CPU_EPILOGUE_INL_H_
+#undef RPA_CPU_EPILOGUE_INL_H_
+#else
+#define RPA_CPU_EPILOGUE_INL_H_
+#endif
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "core/online_softmax.h"
+#include "cpu/call.h"
+#include "hwy/highway.h"
 #include "plan/item_decode.h"
 
-namespace rpa::cpu {
-namespace {
-
-// The loops below (normalize, round to bf16 or f16) vectorize; compiled for
-// AVX-512 and AVX2 as well as the baseline, the machine picks its clone once.
-// With SSE2 alone they took 16% of a one-thread 512-row bf16 prefill
-// (`BM_PrefillKernel/bf16` 8.16-8.19 ms with the clones, 8.69-8.98 without).
-// A machine always runs the same clone, so results stay deterministic on it
-// (docs/contract.md §5).
-#if defined(__x86_64__) && defined(__GNUC__)
-#define RPA_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define RPA_VECTOR_CLONES
-#endif
+HWY_BEFORE_NAMESPACE();
+namespace rpa::cpu::HWY_NAMESPACE {
 
 // Finalizes packed row (t, h, g) from state `s` and `o` (head_dim floats, then
 // normalized in place) and writes it to out and, when requested, lse.
-RPA_VECTOR_CLONES void write_row(const CpuCall& call, int64_t t, int64_t h, int64_t g, RowState s,
-                                 float* o) {
+HWY_INLINE void write_row(const CpuCall& call, int64_t t, int64_t h, int64_t g, RowState s,
+                          float* o) {
   const Problem& p = *call.problem;
   const float* sink = p.sinks != nullptr ? p.sinks + h * p.heads_per_kv + g : nullptr;
   const float lse = finalize_state(s, o, p.head_dim, sink);
@@ -50,15 +57,18 @@ RPA_VECTOR_CLONES void write_row(const CpuCall& call, int64_t t, int64_t h, int6
 
 // Record i (= row * heads_per_kv + head) of the chain whose partial rows
 // start at `row`.
-float* partial_record(const CpuCall& call, int64_t row, int64_t i) {
+HWY_INLINE float* partial_record(const CpuCall& call, int64_t row, int64_t i) {
   return call.partials +
          partial_record_offset(row, i, call.plan->heads_per_kv, call.plan->head_dim);
 }
 
-}  // namespace
-
-void flush_tile(const CpuCall& call, const WorkItem& last, const float* m, const float* l,
-                float* o) {
+// Flushes a finished tile whose state is held as packed rows i = r * G + g
+// (r < last.q_rows, g < heads_per_kv): m[i], l[i] and o[i * head_dim, +head_dim).
+// With last.partial == -1 each row is finalized (sink, 1 / l) and written to out
+// and lse; otherwise the rows become the records of the partial rows from
+// last.partial on. `o` is overwritten.
+HWY_NOINLINE void flush_tile(const CpuCall& call, const WorkItem& last, const float* m,
+                             const float* l, float* o) {
   const int64_t heads = call.problem->heads_per_kv;
   const int64_t dim = call.problem->head_dim;
   const int64_t rows = int64_t{last.q_rows} * heads;
@@ -75,7 +85,9 @@ void flush_tile(const CpuCall& call, const WorkItem& last, const float* m, const
   }
 }
 
-void merge_tile(const CpuCall& call, const MergeGroup& group, float* o) {
+// Merges the partial rows of `group`'s splits in split order, finalizes each row and
+// writes out and lse. `o` is head_dim floats of scratch.
+HWY_NOINLINE void merge_tile(const CpuCall& call, const MergeGroup& group, float* o) {
   const int64_t heads = call.problem->heads_per_kv;
   const int64_t dim = call.problem->head_dim;
   const int64_t rows = int64_t{group.q_rows} * heads;
@@ -91,4 +103,7 @@ void merge_tile(const CpuCall& call, const MergeGroup& group, float* o) {
   }
 }
 
-}  // namespace rpa::cpu
+}  // namespace rpa::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // RPA_CPU_EPILOGUE_INL_H_
