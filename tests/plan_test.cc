@@ -273,12 +273,14 @@ TEST(Plan, SplitsDependOnlyOnTheSequence) {
 // so its chains number about as many as a decode row's at the same context.
 TEST(Plan, PrefillTilesSplitAtTheirTileCountTimesTheSplit) {
   gen::BatchSpec spec;
-  spec.heads_per_kv = 8;  // 16-row tiles with the default config
+  spec.heads_per_kv = 8;
   spec.slots = {{1, 9000}, {16, 9000}, {40, 9000}, {300, 9000}};
   spec.slot_positions = {0, 1, 2, 3};
   spec.batch_capacity = 4;
   const gen::Batch batch = gen::generate(spec);
-  const Plan plan = plan_of(batch, {});
+  PlanConfig config;
+  config.q_tile_rows = 16;  // the tile counts below, whatever the default
+  const Plan plan = plan_of(batch, config);
   const int64_t rows = plan.config.q_tile_rows;
   const std::map<int32_t, int64_t> tiles = {{0, 1}, {1, 1}, {2, 3}, {3, (300 + rows - 1) / rows}};
   std::map<int32_t, int64_t> splits_seen;
@@ -310,7 +312,9 @@ TEST(Plan, PartialsOfALongChunkStayAboutOneTilePerSplit) {
   spec.slot_positions = {0};
   spec.batch_capacity = 1;
   const gen::Batch batch = gen::generate(spec);
-  const Plan plan = plan_of(batch, {});
+  PlanConfig config;
+  config.q_tile_rows = 32;
+  const Plan plan = plan_of(batch, config);
   const int64_t rows = plan.config.q_tile_rows;
   const int64_t seq_len = 100000 + 1280;
   EXPECT_EQ(1280 / rows, 40);

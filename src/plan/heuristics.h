@@ -8,10 +8,16 @@
 
 namespace rpa::heuristics {
 
-// Query rows × heads_per_kv of a prefill tile fill 128 lanes: the 128 SBUF
-// partitions of a NeuronCore, and on the CPU a 128 × head_dim f32 tile
-// (64 KiB at head_dim 128) that stays in L2 while K/V chunks stream past it.
-inline constexpr int64_t kTileLanes = 128;
+// Query rows × heads_per_kv of a prefill tile fill 256 lanes. Every tile
+// re-reads (and on the CPU widens or packs) the K/V of all the keys it sees,
+// so a taller tile reads less per flop: on the 2-core AMX Xeon, 256 lanes
+// against 128 ran prefill-f32 7% faster, bf16 prefill 12% and prefill-chunk
+// 15% (512 lanes: 6-13% more again; docs/benchmarks.md, session 11). The
+// cost is parallelism: a lone 512-token prompt at GQA 4 with 8 kv heads
+// makes 64 chains, enough for 64 cores, where 512 lanes would make 32. The
+// tile's f32 o and q (128 KiB each at head_dim 128) stay in a 512 KiB+ L2.
+// (The Neuron tables fill the 128 SBUF partitions instead: device_tables.cc.)
+inline constexpr int64_t kTileLanes = 256;
 
 constexpr int32_t q_tile_rows(int64_t heads_per_kv) {
   return static_cast<int32_t>(std::max<int64_t>(1, kTileLanes / std::max<int64_t>(1, heads_per_kv)));
