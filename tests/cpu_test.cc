@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
+#include <string>
 #include <vector>
 
 #include "compare/compare.h"
@@ -179,15 +181,92 @@ TEST(Cpu, EveryCompiledTarget) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
+// A NaN in a live K or V row of a prompt reaches the rows that see its key
+// and no row of another slot or kv head (nor, in K, a row of the prompt that
+// does not see it), on every prefill path: AMX tiles
+// and the vector kernels (bf16 here), the f32 kernels. A NaN score must
+// survive the exponential, whose clamp and selects would otherwise turn it
+// into a number.
+TEST(Cpu, LiveNanInAPromptReachesTheRowsThatSeeIt) {
+  for (const DType dtype : {DType::kBF16, DType::kF32}) {
+    for (const bool amx : {true, false}) {
+      if (!amx && dtype == DType::kF32) continue;
+      if (!amx) {
+        ASSERT_EQ(setenv("RPA_CPU_AMX", "0", 1), 0);
+      }
+      for (const bool in_k : {true, false}) {
+        gen::BatchSpec spec;
+        spec.dtype = spec.out_dtype = dtype;
+        spec.heads_per_kv = 4;
+        spec.num_kv_heads = 2;
+        spec.head_dim = 64;
+        spec.page_size = 16;
+        spec.batch_capacity = 2;
+        spec.slots = {{40, 0}, {1, 40}};  // a fresh prompt, a decode row
+        spec.slot_positions = {0, 1};
+        spec.shared_prefix_fraction = 0.0;
+        gen::Batch batch = gen::generate(spec);
+        const int64_t dim = spec.head_dim;
+        const int64_t elem = dtype_size(dtype);
+        constexpr int64_t kKey = 20, kD = 5;
+        // Slot 0's key 20, kv head 0, element 5.
+        const int64_t page = batch.block_table[kKey / spec.page_size];
+        const int64_t token = page * spec.page_size + kKey % spec.page_size;
+        uint8_t* at = (in_k ? batch.k_cache : batch.v_cache).data() +
+                      (token * spec.num_kv_heads * dim + kD) * elem;
+        const float nan = std::numeric_limits<float>::quiet_NaN();
+        if (dtype == DType::kF32) {
+          std::memcpy(at, &nan, sizeof nan);
+        } else {
+          const uint16_t bf16_nan = 0x7fc0;
+          std::memcpy(at, &bf16_nan, sizeof bf16_nan);
+        }
+        const Outputs o = run_cpu_plan(batch, {}, 2);
+        const TensorView& out = o.views.out;
+        const int64_t row = int64_t{spec.num_kv_heads} * spec.heads_per_kv * dim;
+        auto value = [&](int64_t token_row, int64_t head, int64_t d) {
+          return load_as_f32(out.data, out.dtype, token_row * row + head * dim + d);
+        };
+        SCOPED_TRACE(std::string(dtype_name(dtype)) + (amx ? "" : " RPA_CPU_AMX=0") +
+                     (in_k ? " K" : " V"));
+        for (const int64_t r : {kKey, int64_t{39}}) {
+          for (int64_t head = 0; head < spec.heads_per_kv; ++head) {
+            // A NaN score poisons the whole row; a NaN value its element only.
+            EXPECT_TRUE(std::isnan(value(r, head, kD))) << "row " << r << " head " << head;
+            if (in_k) {
+              EXPECT_TRUE(std::isnan(value(r, head, 0))) << "row " << r;
+            }
+            // The same row's heads on kv head 1.
+            EXPECT_TRUE(std::isfinite(value(r, spec.heads_per_kv + head, kD))) << "row " << r;
+          }
+        }
+        // Rows of the prompt that do not see the key: in an earlier m-block,
+        // and in the same one. (A NaN value may reach them: their masked
+        // probabilities are 0 and 0 * NaN is NaN; docs/contract.md §1.)
+        if (in_k) {
+          EXPECT_TRUE(std::isfinite(value(0, 0, kD)));
+          EXPECT_TRUE(std::isfinite(value(kKey - 1, 0, kD)));
+        }
+        // The other slot's row.
+        EXPECT_TRUE(std::isfinite(value(40, 0, kD)));
+      }
+      if (!amx) {
+        ASSERT_EQ(unsetenv("RPA_CPU_AMX"), 0);
+      }
+    }
+  }
+}
+
 // Edge cases at tile, page and window boundaries, each with and without small
-// plan sizes. The planner's tile is 128 / heads_per_kv = 32 rows here.
+// plan sizes. The planner's tile is 256 / heads_per_kv = 64 rows here.
 TEST(Cpu, EdgeCases) {
   struct Case {
     std::vector<gen::SlotSpec> slots;
     int32_t window;
   };
   const std::vector<Case> cases = {
-      {{{32, 0}, {33, 0}, {32, 17}, {33, 31}}, 0},  // q_len = tile and tile + 1
+      {{{64, 0}, {65, 0}, {64, 17}, {65, 31}}, 0},  // q_len = tile and tile + 1
+      {{{32, 0}, {33, 0}, {32, 17}, {33, 31}}, 0},  // half a tile, and one row more
       {{{16, 48}, {1, 63}, {1, 15}, {64, 0}}, 0},   // seq_len a multiple of the page
       {{{1, 0}, {2, 0}, {7, 0}}, 0},                // context 0, down to a single key
       {{{40, 0}, {1, 100}, {45, 30}}, 5},           // window < page; rows see disjoint ranges
@@ -277,10 +356,10 @@ TEST(Cpu, SequenceAloneBitwiseEqualsSequenceInBatch) {
   Outputs in_batch = make_outputs(batch);
   ASSERT_TRUE(attention(batch.inputs(), spec.options, in_batch.views, {Backend::kCpu, 3}).ok());
   for (int32_t s : spec.slot_positions) {
-    expect_alone_equals_in_batch(batch, s, in_batch, [&](const AttentionInputs& in,
-                                                         const AttentionOutputs& out) {
-      return attention(in, spec.options, out, {Backend::kCpu, 2});
-    });
+    expect_alone_equals_in_batch(batch, s, in_batch,
+                                 [&](const AttentionInputs& in, const AttentionOutputs& out) {
+                                   return attention(in, spec.options, out, {Backend::kCpu, 2});
+                                 });
   }
 }
 

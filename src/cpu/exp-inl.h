@@ -22,9 +22,16 @@ namespace rpa::cpu::HWY_NAMESPACE {
 // instructions of hn::Exp, whose range reduction serves all x: the exps were
 // 80% of DecodeSoftmax, and most of the prefill softmax.
 HWY_INLINE VF ExpNonPositive(DF df, VF x) {
-  const hn::RebindToSigned<DF> di;
-  // Clamped at 2^-125, so that the result stays a normal float.
-  const VF t = hn::Max(hn::Mul(x, hn::Set(df, 1.44269504088896341f)), hn::Set(df, -125.0f));
+  const VF log2e = hn::Set(df, 1.44269504088896341f);
+  const VF floor = hn::Set(df, -125.0f);  // 2^-125: the result stays a normal float
+#if HWY_TARGET <= HWY_AVX3
+  // vmaxps returns its second operand when either is NaN, so a NaN x stays
+  // NaN through every step below; vscalefps multiplies by 2^whole in one
+  // instruction. 4 instructions fewer than the portable form, same bits.
+  const VF t{_mm512_max_ps(floor.raw, hn::Mul(x, log2e).raw)};
+#else
+  const VF t = hn::Max(hn::Mul(x, log2e), floor);
+#endif
   const VF whole = hn::Round(t);
   const VF f = hn::Sub(t, whole);  // in [-0.5, 0.5]
   VF p = hn::Set(df, 1.535336188319500e-4f);
@@ -34,12 +41,18 @@ HWY_INLINE VF ExpNonPositive(DF df, VF x) {
   p = hn::MulAdd(p, f, hn::Set(df, 2.402264791363012e-1f));
   p = hn::MulAdd(p, f, hn::Set(df, 6.931472028550421e-1f));
   p = hn::MulAdd(p, f, hn::Set(df, 1.0f));
+#if HWY_TARGET <= HWY_AVX3
+  const VF r{_mm512_scalef_ps(p.raw, whole.raw)};
+  return hn::IfThenZeroElse(hn::Eq(x, hn::Set(df, kNegInf)), r);
+#else
   // p * 2^whole: whole added to the exponent bits of p (p in [0.7, 1.5]).
+  const hn::RebindToSigned<DF> di;
   const VF r =
       hn::BitCast(df, hn::Add(hn::BitCast(di, p), hn::ShiftLeft<23>(hn::ConvertTo(di, whole))));
   // A NaN score (a NaN in q or in a live K row) must reach the output, not
   // vanish into the clamp.
   return hn::IfThenElse(hn::IsNaN(x), x, hn::IfThenZeroElse(hn::Eq(x, hn::Set(df, kNegInf)), r));
+#endif
 }
 
 }  // namespace rpa::cpu::HWY_NAMESPACE
