@@ -21,16 +21,18 @@ namespace rpa::cpu::HWY_NAMESPACE {
 // only where the result is tiny next to the softmax's largest p = 1. Half the
 // instructions of hn::Exp, whose range reduction serves all x: the exps were
 // 80% of DecodeSoftmax, and most of the prefill softmax.
-HWY_INLINE VF ExpNonPositive(DF df, VF x) {
-  const VF log2e = hn::Set(df, 1.44269504088896341f);
+//
+// Exp2NonPositive(t) = 2^t for t = x log2 e, for callers that fold log2 e into
+// a multiply they already do.
+HWY_INLINE VF Exp2NonPositive(DF df, VF x2) {
   const VF floor = hn::Set(df, -125.0f);  // 2^-125: the result stays a normal float
 #if HWY_TARGET <= HWY_AVX3
   // vmaxps returns its second operand when either is NaN, so a NaN x stays
   // NaN through every step below; vscalefps multiplies by 2^whole in one
   // instruction. 4 instructions fewer than the portable form, same bits.
-  const VF t{_mm512_max_ps(floor.raw, hn::Mul(x, log2e).raw)};
+  const VF t{_mm512_max_ps(floor.raw, x2.raw)};
 #else
-  const VF t = hn::Max(hn::Mul(x, log2e), floor);
+  const VF t = hn::Max(x2, floor);
 #endif
   const VF whole = hn::Round(t);
   const VF f = hn::Sub(t, whole);  // in [-0.5, 0.5]
@@ -43,7 +45,7 @@ HWY_INLINE VF ExpNonPositive(DF df, VF x) {
   p = hn::MulAdd(p, f, hn::Set(df, 1.0f));
 #if HWY_TARGET <= HWY_AVX3
   const VF r{_mm512_scalef_ps(p.raw, whole.raw)};
-  return hn::IfThenZeroElse(hn::Eq(x, hn::Set(df, kNegInf)), r);
+  return hn::IfThenZeroElse(hn::Eq(x2, hn::Set(df, kNegInf)), r);
 #else
   // p * 2^whole: whole added to the exponent bits of p (p in [0.7, 1.5]).
   const hn::RebindToSigned<DF> di;
@@ -51,8 +53,14 @@ HWY_INLINE VF ExpNonPositive(DF df, VF x) {
       hn::BitCast(df, hn::Add(hn::BitCast(di, p), hn::ShiftLeft<23>(hn::ConvertTo(di, whole))));
   // A NaN score (a NaN in q or in a live K row) must reach the output, not
   // vanish into the clamp.
-  return hn::IfThenElse(hn::IsNaN(x), x, hn::IfThenZeroElse(hn::Eq(x, hn::Set(df, kNegInf)), r));
+  return hn::IfThenElse(hn::IsNaN(x2), x2, hn::IfThenZeroElse(hn::Eq(x2, hn::Set(df, kNegInf)), r));
 #endif
+}
+
+inline constexpr float kLog2e = 1.44269504088896341f;
+
+HWY_INLINE VF ExpNonPositive(DF df, VF x) {
+  return Exp2NonPositive(df, hn::Mul(x, hn::Set(df, kLog2e)));
 }
 
 }  // namespace rpa::cpu::HWY_NAMESPACE

@@ -59,7 +59,13 @@ void BlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t nk,
     const auto lo_m1 = hn::Load(di, st.lo_m1 + lane0);
     const auto hi = hn::Load(di, st.hi + lane0);
     VF vmax = neg_inf;
-    for (int64_t n = 0; n < nk; ++n) {
+    // Without mask or cap, the scaled max is the raw max times the scale (> 0,
+    // and rounding keeps the order): the scores are read, not rewritten, and
+    // the exponential below scales them in its first multiply.
+    constexpr bool kPlain = !kMasked && !kCapped;
+    for (int64_t n = 0; kPlain && n < nk; ++n) vmax = hn::Max(vmax, hn::Load(df, s + n * bl));
+    if constexpr (kPlain) vmax = hn::Mul(vmax, hn::Set(df, scale));
+    for (int64_t n = 0; !kPlain && n < nk; ++n) {
       VF x = hn::Mul(hn::Load(df, s + n * bl), hn::Set(df, scale));
       if constexpr (kCapped) {
         x = hn::Mul(hn::Set(df, cap), hn::Tanh(df, hn::Mul(x, hn::Set(df, 1.0f / cap))));
@@ -76,8 +82,8 @@ void BlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t nk,
     VF m_new = hn::Max(m_old, vmax);
     if constexpr (kLazy) {
       // Keep m_old (finite) unless the block's max passes it by the margin.
-      const auto keep = hn::And(hn::Lt(neg_inf, m_old),
-                                hn::Le(m_new, hn::Add(m_old, hn::Set(df, kLazyMargin))));
+      const auto keep =
+          hn::And(hn::Lt(neg_inf, m_old), hn::Le(m_new, hn::Add(m_old, hn::Set(df, kLazyMargin))));
       m_new = hn::IfThenElse(keep, m_old, m_new);
     }
     // A lane that has seen no key yet keeps m = -inf; shifting it by 0 makes
@@ -85,8 +91,11 @@ void BlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t nk,
     const VF shift = hn::IfThenZeroElse(hn::Eq(m_new, neg_inf), m_new);
     const VF alpha = ExpNonPositive(df, hn::Sub(m_old, shift));
     VF sum = hn::Zero(df);
+    // exp(x - shift) = 2^(x log2 e - shift log2 e), with x = s * scale when plain.
+    const VF x_log2e = hn::Set(df, kPlain ? scale * kLog2e : kLog2e);
+    const VF shift_log2e = hn::Mul(shift, hn::Set(df, kLog2e));
     for (int64_t n = 0; n < nk; ++n) {
-      const VF p = ExpNonPositive(df, hn::Sub(hn::Load(df, s + n * bl), shift));
+      const VF p = Exp2NonPositive(df, hn::MulSub(hn::Load(df, s + n * bl), x_log2e, shift_log2e));
       hn::Store(p, df, s + n * bl);
       sum = hn::Add(sum, p);
     }
@@ -183,28 +192,28 @@ void RunPrefillChain(const CpuCall& call, const Chain& chain, const PrefillScrat
 #endif
   ForEachChunk<T>(call, chain, tile_lo, tile_hi,
                   [&](int64_t c0, int64_t nc, const T* const* k, const T* const* v) {
-    for (int64_t n = 0; n < nc; ++n) {
-      WidenCacheRow(v[n], v_scale, dim, st.v + n * dim);
-      v_rows[n] = st.v + n * dim;
+                    for (int64_t n = 0; n < nc; ++n) {
+                      WidenCacheRow(v[n], v_scale, dim, st.v + n * dim);
+                      v_rows[n] = st.v + n * dim;
 #if RPA_CPU_BF16_DOT_TARGET
-      if (dot) {
-        k_pairs[n] = reinterpret_cast<const uint16_t*>(k[n]);
-        continue;
-      }
+                      if (dot) {
+                        k_pairs[n] = reinterpret_cast<const uint16_t*>(k[n]);
+                        continue;
+                      }
 #endif
-      WidenCacheRow(k[n], k_scale, dim, st.k + n * dim);
-      k_rows[n] = st.k + n * dim;
-    }
-    for (int64_t b = 0; b < blocks; ++b) {
+                      WidenCacheRow(k[n], k_scale, dim, st.k + n * dim);
+                      k_rows[n] = st.k + n * dim;
+                    }
+                    for (int64_t b = 0; b < blocks; ++b) {
 #if RPA_CPU_BF16_DOT_TARGET
-      if (dot) {
-        BlockChunk(pb, st, b, rows, c0, nc, bf16_scores, v_rows);
-        continue;
-      }
+                      if (dot) {
+                        BlockChunk(pb, st, b, rows, c0, nc, bf16_scores, v_rows);
+                        continue;
+                      }
 #endif
-      BlockChunk(pb, st, b, rows, c0, nc, widened_scores, v_rows);
-    }
-  });
+                      BlockChunk(pb, st, b, rows, c0, nc, widened_scores, v_rows);
+                    }
+                  });
   flush_tile(call, chain.items[chain.count - 1], st.m, st.l, st.o);
 }
 
