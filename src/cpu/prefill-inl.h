@@ -82,8 +82,8 @@ void BlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t nk,
     VF m_new = hn::Max(m_old, vmax);
     if constexpr (kLazy) {
       // Keep m_old (finite) unless the block's max passes it by the margin.
-      const auto keep =
-          hn::And(hn::Lt(neg_inf, m_old), hn::Le(m_new, hn::Add(m_old, hn::Set(df, kLazyMargin))));
+      const auto keep = hn::And(hn::Lt(neg_inf, m_old),
+                                hn::Le(m_new, hn::Add(m_old, hn::Set(df, kLazyMargin))));
       m_new = hn::IfThenElse(keep, m_old, m_new);
     }
     // A lane that has seen no key yet keeps m = -inf; shifting it by 0 makes
@@ -192,28 +192,28 @@ void RunPrefillChain(const CpuCall& call, const Chain& chain, const PrefillScrat
 #endif
   ForEachChunk<T>(call, chain, tile_lo, tile_hi,
                   [&](int64_t c0, int64_t nc, const T* const* k, const T* const* v) {
-                    for (int64_t n = 0; n < nc; ++n) {
-                      WidenCacheRow(v[n], v_scale, dim, st.v + n * dim);
-                      v_rows[n] = st.v + n * dim;
+    for (int64_t n = 0; n < nc; ++n) {
+      WidenCacheRow(v[n], v_scale, dim, st.v + n * dim);
+      v_rows[n] = st.v + n * dim;
 #if RPA_CPU_BF16_DOT_TARGET
-                      if (dot) {
-                        k_pairs[n] = reinterpret_cast<const uint16_t*>(k[n]);
-                        continue;
-                      }
+      if (dot) {
+        k_pairs[n] = reinterpret_cast<const uint16_t*>(k[n]);
+        continue;
+      }
 #endif
-                      WidenCacheRow(k[n], k_scale, dim, st.k + n * dim);
-                      k_rows[n] = st.k + n * dim;
-                    }
-                    for (int64_t b = 0; b < blocks; ++b) {
+      WidenCacheRow(k[n], k_scale, dim, st.k + n * dim);
+      k_rows[n] = st.k + n * dim;
+    }
+    for (int64_t b = 0; b < blocks; ++b) {
 #if RPA_CPU_BF16_DOT_TARGET
-                      if (dot) {
-                        BlockChunk(pb, st, b, rows, c0, nc, bf16_scores, v_rows);
-                        continue;
-                      }
+      if (dot) {
+        BlockChunk(pb, st, b, rows, c0, nc, bf16_scores, v_rows);
+        continue;
+      }
 #endif
-                      BlockChunk(pb, st, b, rows, c0, nc, widened_scores, v_rows);
-                    }
-                  });
+      BlockChunk(pb, st, b, rows, c0, nc, widened_scores, v_rows);
+    }
+  });
   flush_tile(call, chain.items[chain.count - 1], st.m, st.l, st.o);
 }
 
