@@ -207,20 +207,13 @@ TEST(Cpu, LiveNanInAPromptReachesTheRowsThatSeeIt) {
         spec.shared_prefix_fraction = 0.0;
         gen::Batch batch = gen::generate(spec);
         const int64_t dim = spec.head_dim;
-        const int64_t elem = dtype_size(dtype);
         constexpr int64_t kKey = 20, kD = 5;
         // Slot 0's key 20, kv head 0, element 5.
         const int64_t page = batch.block_table[kKey / spec.page_size];
         const int64_t token = page * spec.page_size + kKey % spec.page_size;
-        uint8_t* at = (in_k ? batch.k_cache : batch.v_cache).data() +
-                      (token * spec.num_kv_heads * dim + kD) * elem;
-        const float nan = std::numeric_limits<float>::quiet_NaN();
-        if (dtype == DType::kF32) {
-          std::memcpy(at, &nan, sizeof nan);
-        } else {
-          const uint16_t bf16_nan = 0x7fc0;
-          std::memcpy(at, &bf16_nan, sizeof bf16_nan);
-        }
+        store_from_f32((in_k ? batch.k_cache : batch.v_cache).data(), dtype,
+                       token * spec.num_kv_heads * dim + kD,
+                       std::numeric_limits<float>::quiet_NaN());
         const Outputs o = run_cpu_plan(batch, {}, 2);
         const TensorView& out = o.views.out;
         const int64_t row = int64_t{spec.num_kv_heads} * spec.heads_per_kv * dim;

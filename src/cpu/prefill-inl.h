@@ -63,20 +63,23 @@ void BlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t nk,
     // and rounding keeps the order): the scores are read, not rewritten, and
     // the exponential below scales them in its first multiply.
     constexpr bool kPlain = !kMasked && !kCapped;
-    for (int64_t n = 0; kPlain && n < nk; ++n) vmax = hn::Max(vmax, hn::Load(df, s + n * bl));
-    if constexpr (kPlain) vmax = hn::Mul(vmax, hn::Set(df, scale));
-    for (int64_t n = 0; !kPlain && n < nk; ++n) {
-      VF x = hn::Mul(hn::Load(df, s + n * bl), hn::Set(df, scale));
-      if constexpr (kCapped) {
-        x = hn::Mul(hn::Set(df, cap), hn::Tanh(df, hn::Mul(x, hn::Set(df, 1.0f / cap))));
+    if constexpr (kPlain) {
+      for (int64_t n = 0; n < nk; ++n) vmax = hn::Max(vmax, hn::Load(df, s + n * bl));
+      vmax = hn::Mul(vmax, hn::Set(df, scale));
+    } else {
+      for (int64_t n = 0; n < nk; ++n) {
+        VF x = hn::Mul(hn::Load(df, s + n * bl), hn::Set(df, scale));
+        if constexpr (kCapped) {
+          x = hn::Mul(hn::Set(df, cap), hn::Tanh(df, hn::Mul(x, hn::Set(df, 1.0f / cap))));
+        }
+        if constexpr (kMasked) {
+          const auto key = hn::Set(di, static_cast<int32_t>(key0 + n));
+          const auto visible = hn::And(hn::Lt(lo_m1, key), hn::Lt(key, hi));
+          x = hn::IfThenElse(hn::RebindMask(df, visible), x, neg_inf);
+        }
+        hn::Store(x, df, s + n * bl);
+        vmax = hn::Max(vmax, x);
       }
-      if constexpr (kMasked) {
-        const auto key = hn::Set(di, static_cast<int32_t>(key0 + n));
-        const auto visible = hn::And(hn::Lt(lo_m1, key), hn::Lt(key, hi));
-        x = hn::IfThenElse(hn::RebindMask(df, visible), x, neg_inf);
-      }
-      hn::Store(x, df, s + n * bl);
-      vmax = hn::Max(vmax, x);
     }
     const VF m_old = hn::Load(df, st.m + lane0);
     VF m_new = hn::Max(m_old, vmax);
