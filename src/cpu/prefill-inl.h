@@ -64,8 +64,17 @@ void BlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t nk,
     // the exponential below scales them in its first multiply.
     constexpr bool kPlain = !kMasked && !kCapped;
     if constexpr (kPlain) {
-      for (int64_t n = 0; n < nk; ++n) vmax = hn::Max(vmax, hn::Load(df, s + n * bl));
-      vmax = hn::Mul(vmax, hn::Set(df, scale));
+      // Four running maxima: one would wait out vmaxps's latency per key.
+      VF v1 = neg_inf, v2 = neg_inf, v3 = neg_inf;
+      int64_t n = 0;
+      for (; n + 4 <= nk; n += 4) {
+        vmax = hn::Max(vmax, hn::Load(df, s + n * bl));
+        v1 = hn::Max(v1, hn::Load(df, s + (n + 1) * bl));
+        v2 = hn::Max(v2, hn::Load(df, s + (n + 2) * bl));
+        v3 = hn::Max(v3, hn::Load(df, s + (n + 3) * bl));
+      }
+      for (; n < nk; ++n) vmax = hn::Max(vmax, hn::Load(df, s + n * bl));
+      vmax = hn::Mul(hn::Max(hn::Max(vmax, v1), hn::Max(v2, v3)), hn::Set(df, scale));
     } else {
       for (int64_t n = 0; n < nk; ++n) {
         VF x = hn::Mul(hn::Load(df, s + n * bl), hn::Set(df, scale));
@@ -92,7 +101,11 @@ void BlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t nk,
     // A lane that has seen no key yet keeps m = -inf; shifting it by 0 makes
     // its masked p = exp(-inf) = 0 and its alpha = 0 (never -inf - -inf).
     const VF shift = hn::IfThenZeroElse(hn::Eq(m_new, neg_inf), m_new);
-    const VF alpha = ExpNonPositive(df, hn::Sub(m_old, shift));
+    // A lane with no state yet (m_old = -inf) holds o = 0 (or NaN, from 0 times
+    // a NaN in V): alpha = 1 leaves it as alpha = 0 would, and spares the AMX
+    // path a pass over its o row.
+    const VF alpha = hn::IfThenElse(hn::Eq(m_old, neg_inf), hn::Set(df, 1.0f),
+                                    ExpNonPositive(df, hn::Sub(m_old, shift)));
     VF sum = hn::Zero(df);
     // exp(x - shift) = 2^(x log2 e - shift log2 e), with x = s * scale when plain.
     const VF x_log2e = hn::Set(df, kPlain ? scale * kLog2e : kLog2e);
