@@ -251,7 +251,8 @@ TEST(Cpu, LiveNanInAPromptReachesTheRowsThatSeeIt) {
 }
 
 // Edge cases at tile, page and window boundaries, each with and without small
-// plan sizes. The planner's tile is 256 / heads_per_kv = 64 rows here.
+// plan sizes. The planner's tile is 256 / heads_per_kv = 64 rows here, and
+// 512 / heads_per_kv = 128 for slots of 1024 rows or more.
 TEST(Cpu, EdgeCases) {
   struct Case {
     std::vector<gen::SlotSpec> slots;
@@ -265,6 +266,7 @@ TEST(Cpu, EdgeCases) {
       {{{40, 0}, {1, 100}, {45, 30}}, 5},           // window < page; rows see disjoint ranges
       {{{70, 10}, {1, 40}}, 1},                     // each row sees only itself
       {{{33, 200}, {1, 300}}, 48},                  // window edge inside a page
+      {{{1025, 0}, {1023, 9}, {1, 40}}, 0},         // tall tiles and a 1-row last one; short ones
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     gen::BatchSpec spec;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "generate/batch.h"
+#include "rpa/plan.h"
 
 namespace rpa {
 namespace {
@@ -240,6 +241,33 @@ TEST(DeviceTables, BadConfigIsRefusedWithItsValue) {
   c.kv_chunk_tokens = batch.spec.page_size * 2 + 1;
   s = make_device_tables(batch.inputs(), batch.spec.options, &t, c);
   EXPECT_NE(s.message().find("kv_chunk_tokens"), std::string::npos) << s.message();
+}
+
+// A plan with the CPU default's taller tiles for a long prompt has no one
+// tile height to export; the same batch planned with an explicit height does.
+TEST(DeviceTables, APlanOfMixedTileHeightsIsRefused) {
+  gen::BatchSpec spec = random_spec(2);
+  spec.heads_per_kv = 8;  // tall tiles from 512 rows on
+  spec.slots = {{600, 0}, {20, 10}};
+  spec.slot_positions = {0, 1};
+  spec.batch_capacity = 2;
+  const gen::Batch batch = gen::generate(spec);
+  const AttentionInputs in = batch.inputs();
+  DeviceShapes shapes;
+  shapes.num_tokens = in.q.shape[0];
+  shapes.batch_capacity = in.block_table.shape[0];
+  shapes.max_pages_per_seq = in.block_table.shape[1];
+  shapes.page_size = in.k_cache.shape[1];
+  shapes.num_kv_heads = in.k_cache.shape[2];
+  Plan plan;
+  ASSERT_TRUE(make_plan(in, spec.options, &plan).ok());
+  ASSERT_GT(plan.max_tile_rows, plan.config.q_tile_rows);
+  DeviceTables t;
+  const Status s = export_device_tables(plan, shapes, {}, &t);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("explicit PlanConfig::q_tile_rows"), std::string::npos) << s.message();
+  ASSERT_TRUE(make_plan(in, spec.options, &plan, PlanConfig{16, 0, 0}).ok());
+  EXPECT_TRUE(export_device_tables(plan, shapes, {}, &t).ok());
 }
 
 }  // namespace

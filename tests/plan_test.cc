@@ -298,6 +298,59 @@ TEST(Plan, PrefillTilesSplitAtTheirTileCountTimesTheSplit) {
   EXPECT_EQ(splits_seen[3], 1);  // 19 tiles: 19 x 2048 keys > 9300, no split
 }
 
+// The CPU default cuts each prefill slot by its own length: slots that fill
+// 8 tiles of 512 lanes get them, shorter ones 256-lane tiles, whatever else
+// is in the batch; sizes given explicitly, and the cuda sizes, apply to all.
+TEST(Plan, LongPromptsGetTallerTilesByTheirOwnLength) {
+  gen::BatchSpec spec;
+  spec.heads_per_kv = 4;  // tall from 8 x 512 / 4 = 1024 rows
+  spec.slots = {{1023, 0}, {1024, 0}, {1, 500}, {1500, 300}};
+  spec.slot_positions = {0, 1, 2, 3};
+  spec.batch_capacity = 4;
+  const gen::Batch batch = gen::generate(spec);
+  const int32_t short_rows = heuristics::q_tile_rows(4);
+  const int32_t tall_rows = heuristics::slot_q_tile_rows(4, 1024);
+  EXPECT_EQ(short_rows, 64);
+  EXPECT_EQ(tall_rows, 128);
+  EXPECT_EQ(heuristics::slot_q_tile_rows(4, 1023), short_rows);
+  // The rows of each slot's tiles, in the order they appear.
+  auto tile_rows = [](const Plan& plan) {
+    std::map<int32_t, std::vector<int32_t>> rows;
+    for (const WorkItem& item : plan.prefill_items) {
+      if (item.starts_tile() && item.kv_head == 0 && item.split == 0) {
+        rows[item.slot].push_back(item.q_rows);
+      }
+    }
+    return rows;
+  };
+  auto cut = [](int32_t q_len, int32_t tile) {
+    std::vector<int32_t> rows;
+    for (int32_t a = 0; a < q_len; a += tile) rows.push_back(std::min(tile, q_len - a));
+    return rows;
+  };
+  const Plan plan = plan_of(batch, {});
+  EXPECT_EQ(plan.config.q_tile_rows, short_rows);
+  EXPECT_EQ(plan.max_tile_rows, tall_rows);
+  const auto rows = tile_rows(plan);
+  EXPECT_EQ(rows.at(0), cut(1023, short_rows));
+  EXPECT_EQ(rows.at(1), cut(1024, tall_rows));
+  EXPECT_EQ(rows.at(3), cut(1500, tall_rows));
+  EXPECT_EQ(rows.count(2), 0u);  // the decode row
+  // The same prompt alone is cut the same way.
+  gen::BatchSpec alone = spec;
+  alone.slots = {{1500, 300}};
+  alone.slot_positions = {0};
+  alone.batch_capacity = 1;
+  EXPECT_EQ(tile_rows(plan_of(gen::generate(alone), {})).at(0), cut(1500, tall_rows));
+  // An explicit size cuts every slot alike.
+  PlanConfig fixed;
+  fixed.q_tile_rows = 100;
+  const auto fixed_rows = tile_rows(plan_of(batch, fixed));
+  EXPECT_EQ(fixed_rows.at(0), cut(1023, 100));
+  EXPECT_EQ(fixed_rows.at(1), cut(1024, 100));
+  EXPECT_EQ(fixed_rows.at(3), cut(1500, 100));
+}
+
 // The partial rows of a long prompt chunk stay within one tile's rows per
 // split_tokens of context plus twice the chunk's rows (a tile's keys straddle
 // at most one more split boundary than their length needs), however many

@@ -71,6 +71,24 @@ TEST(SingleLoop, MatchesReferenceWithDefaultSizes) {
   for (uint64_t seed = 1; seed <= 24; ++seed) expect_matches_reference(gen::generate(variant_spec(seed)), {});
 }
 
+// A long prompt's tiles are taller than a short one's (heuristics.h): the
+// executor's state holds the tallest.
+TEST(SingleLoop, MatchesReferenceWithTallAndShortTiles) {
+  gen::BatchSpec spec = variant_spec(7);
+  spec.heads_per_kv = 8;  // tall tiles (64 rows) from 512 rows on
+  spec.slots = {{40, 30}, {520, 0}, {1, 90}};
+  spec.slot_positions = {0, 2, 3};
+  spec.batch_capacity = 4;
+  const gen::Batch batch = gen::generate(spec);
+  Problem problem;
+  Outputs out = make_outputs(batch);
+  ASSERT_TRUE(describe(batch.inputs(), batch.spec.options, &out.views, &problem).ok());
+  Plan plan;
+  ASSERT_TRUE(build_plan(problem, {}, &plan).ok());
+  ASSERT_GT(plan.max_tile_rows, plan.config.q_tile_rows);
+  expect_matches_reference(batch, {});
+}
+
 TEST(SingleLoop, MatchesReferenceWithManyTilesAndSplits) {
   for (uint64_t seed = 100; seed < 124; ++seed) {
     const gen::Batch batch = gen::generate(variant_spec(seed));

@@ -112,7 +112,9 @@ int64_t device_max_partial_rows(const DeviceShapes& shapes, const DeviceTablesCo
 Status make_device_tables(const AttentionInputs& inputs, const AttentionOptions& options,
                           DeviceTables* tables, const DeviceTablesConfig& config = {});
 
-// The tables of an existing plan (made with `shapes`' block_table); only
+// The tables of an existing plan (made with `shapes`' block_table, and with
+// an explicit PlanConfig::q_tile_rows where a prompt could reach the CPU
+// default's taller tiles: a plan of two tile heights is refused); only
 // kv_heads_per_row and num_cores of `config` are read.
 Status export_device_tables(const Plan& plan, const DeviceShapes& shapes,
                             const DeviceTablesConfig& config, DeviceTables* tables);

@@ -25,7 +25,7 @@
 namespace rpa {
 
 struct PlanConfig {
-  int32_t q_tile_rows = 0;      // query rows per prefill tile; 0 = heuristic
+  int32_t q_tile_rows = 0;      // query rows per prefill tile; 0 = heuristic (per slot on the CPU)
   int32_t kv_chunk_tokens = 0;  // keys per item; 0 = heuristic (a multiple of page_size)
   int32_t split_tokens = 0;     // keys per split chain of a one-tile slot; 0 = heuristic (a multiple of kv_chunk_tokens)
 };
@@ -110,7 +110,7 @@ struct Plan {
   int64_t batch_capacity = 0;  // block_table's rows, as planned
   AttentionOptions options;           // the options it was made for (scale resolved)
   Backend backend = Backend::kCpu;    // the backend whose sizes it has (never kAuto)
-  PlanConfig config;  // the resolved sizes, never 0
+  PlanConfig config;  // the resolved sizes, never 0 (q_tile_rows: a short slot's on the CPU default)
 
   std::vector<WorkItem> decode_items;   // q_rows == 1
   std::vector<WorkItem> prefill_items;  // q_rows >= 1 tiles of slots with q_len > 1

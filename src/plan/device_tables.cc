@@ -157,6 +157,15 @@ int64_t device_max_partial_rows(const DeviceShapes& shapes, const DeviceTablesCo
 Status export_device_tables(const Plan& plan, const DeviceShapes& shapes,
                             const DeviceTablesConfig& requested, DeviceTables* tables) {
   RPA_RETURN_IF_ERROR(check_config(requested, plan.num_kv_heads));
+  // The bounds and a compiled kernel assume one tile height: the CPU
+  // default's taller tiles for long prompts (heuristics.h) do not export.
+  if (plan.max_tile_rows > plan.config.q_tile_rows) {
+    return Status::Invalid(cat("export_device_tables: the plan cuts some prompt into tiles of ",
+                               plan.max_tile_rows,
+                               " rows, taller than its q_tile_rows = ", plan.config.q_tile_rows,
+                               " (the CPU default's per-slot heights): plan with an explicit "
+                               "PlanConfig::q_tile_rows"));
+  }
   DeviceTables t;
   t.shapes = shapes;
   t.config = requested;

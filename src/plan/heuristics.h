@@ -19,8 +19,24 @@ namespace rpa::heuristics {
 // (The Neuron tables fill the 128 SBUF partitions instead: device_tables.cc.)
 inline constexpr int64_t kTileLanes = 256;
 
+// A slot long enough to fill kTallTilesPerSlot tiles of 512 lanes gets them:
+// its chains stay 8 per kv head or more (64 at 8 kv heads, a lone 1024-token
+// prompt at GQA 4), and the bf16 prefill ran 5-9% faster than on 256-lane
+// tiles (docs/benchmarks.md, session 12). Shorter slots keep kTileLanes, for
+// their parallelism. The slot's own q_len decides, never the rest of the
+// batch (docs/contract.md §5).
+inline constexpr int64_t kTallTileLanes = 512;
+inline constexpr int64_t kTallTilesPerSlot = 8;
+
 constexpr int32_t q_tile_rows(int64_t heads_per_kv) {
   return static_cast<int32_t>(std::max<int64_t>(1, kTileLanes / std::max<int64_t>(1, heads_per_kv)));
+}
+
+// The CPU default's rows per tile of a prefill slot of q_len rows.
+constexpr int32_t slot_q_tile_rows(int64_t heads_per_kv, int64_t q_len) {
+  const int64_t heads = std::max<int64_t>(1, heads_per_kv);
+  const bool tall = q_len * heads >= kTallTileLanes * kTallTilesPerSlot;
+  return static_cast<int32_t>(std::max<int64_t>(1, (tall ? kTallTileLanes : kTileLanes) / heads));
 }
 
 // Keys per item: 512 keys of one kv head are 128 KiB of K+V at head_dim 128 in

@@ -51,7 +51,10 @@ Status resolve_config(const Problem& problem, const PlanConfig& requested, Backe
 
 class Builder {
  public:
-  Builder(const Problem& problem, Plan* plan) : problem_(problem), plan_(*plan) {}
+  // per_slot_tiles: the tile height is the CPU default's, chosen per slot
+  // (heuristics::slot_q_tile_rows), not plan.config's.
+  Builder(const Problem& problem, Plan* plan, bool per_slot_tiles)
+      : problem_(problem), plan_(*plan), per_slot_tiles_(per_slot_tiles) {}
 
   // Emits the chains of Q tile [a, b) (relative to the slot's q_start) of slot
   // s, its keys split at multiples of `split` (plan.h).
@@ -129,7 +132,10 @@ class Builder {
       const int64_t pos = context + i;
       stats.visible_kv_tokens += mask.end_key(pos, problem_.seq_lens[s]) - mask.first_key(pos);
     }
-    const int64_t tile = q_len == 1 ? 1 : plan_.config.q_tile_rows;
+    const int64_t tile = q_len == 1 ? 1
+                         : per_slot_tiles_
+                             ? heuristics::slot_q_tile_rows(problem_.heads_per_kv, q_len)
+                             : plan_.config.q_tile_rows;
     const int64_t split = plan_.config.split_tokens * ceil_div(q_len, tile);
     for (int64_t a = 0; a < q_len; a += tile) add_tile(s, a, std::min(q_len, a + tile), split);
   }
@@ -140,6 +146,7 @@ class Builder {
  private:
   const Problem& problem_;
   Plan& plan_;
+  const bool per_slot_tiles_;
   int64_t partial_rows_ = 0;
 };
 
@@ -158,7 +165,7 @@ Status build_plan(const Problem& problem, const PlanConfig& config, Plan* plan, 
   plan->options = AttentionOptions{problem.scale, problem.sliding_window, problem.logit_soft_cap};
   plan->backend = backend;
 
-  Builder builder(problem, plan);
+  Builder builder(problem, plan, backend != Backend::kCuda && config.q_tile_rows == 0);
   for (int64_t s = 0; s < problem.batch_capacity; ++s) {
     if (problem.active(s)) builder.add_slot(s);
   }

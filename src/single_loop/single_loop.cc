@@ -37,7 +37,7 @@ class Executor {
         out_(outputs),
         heads_(problem.heads_per_kv),
         dim_(problem.head_dim),
-        lanes_(int64_t{plan.config.q_tile_rows} * problem.heads_per_kv),
+        lanes_(int64_t{std::max(plan.max_tile_rows, 1)} * problem.heads_per_kv),
         chunk_(plan.config.kv_chunk_tokens),
         state_(lanes_),
         o_(lanes_ * dim_),
