@@ -85,7 +85,8 @@ TEST_P(AmxTiles, PackingFollowsTheTileLayouts) {
       ASSERT_EQ(vt[p * dim + d], lo | (hi << 16)) << "pair " << p << " dim " << d;
     }
   }
-  // Probabilities: rounded to nearest even, keys outside [first, end) zero.
+  // Probabilities: rounded to nearest even, keys outside [first, end) zero,
+  // the 32-key groups past end's not written.
   std::vector<float> st(kAmxKeys * 32);
   for (size_t i = 0; i < st.size(); ++i) st[i] = 1.0f / static_cast<float>(3 + i);
   const int64_t first = count == 1 ? 0 : 5, end = count;
@@ -95,7 +96,9 @@ TEST_P(AmxTiles, PackingFollowsTheTileLayouts) {
     for (int64_t i = 0; i < kAmxLanes; ++i) {
       for (int64_t n = 0; n < kAmxKeys; ++n) {
         const float x = st[n * 32 + half * 16 + i];
-        const uint16_t want = n >= first && n < end ? f32_to_bf16(x) : 0;
+        const uint16_t want = n >= (end + 31) / 32 * 32 ? 0xBEEF
+                              : n >= first && n < end   ? f32_to_bf16(x)
+                                                        : 0;
         ASSERT_EQ(p[i * kAmxKeys + n], want) << "half " << half << " lane " << i << " key " << n;
       }
     }
@@ -113,17 +116,23 @@ TEST_P(AmxTiles, ProductsMatchPlainLoops) {
   amx_pack_queries(qa.data(), 32, padded, qv.data());
   amx_copy_keys(pointers(k, count, dim).data(), count, dim, padded, kc.data());
   amx_pack_values(pointers(v, count, dim).data(), count, dim, vt.data());
-  std::vector<float> st(kAmxKeys * 32);
+  constexpr float kUntouched = -7.0f;
+  std::vector<float> st(kAmxKeys * 32, kUntouched);
   std::vector<uint16_t> p(32 * kAmxKeys);
   for (int64_t i = 0; i < 32 * kAmxKeys; ++i) p[i] = f32_to_bf16(0.0625f * (i % 5));
   std::vector<float> o(32 * dim, 1.0f);
   amx_begin();
-  amx_scores(kc.data(), qv.data(), padded, st.data());
-  amx_accumulate(p.data(), vt.data(), dim, o.data());
+  amx_scores(kc.data(), qv.data(), padded, count, st.data());
+  amx_accumulate(p.data(), vt.data(), dim, count, o.data());
   amx_end();
-  // Every product and partial sum here is exact in f32.
+  // Every product and partial sum here is exact in f32; the 32-key groups
+  // past count's are not computed.
   for (int64_t n = 0; n < kAmxKeys; ++n) {
     for (int64_t j = 0; j < 32; ++j) {
+      if (n >= (count + 31) / 32 * 32) {
+        ASSERT_EQ(st[n * 32 + j], kUntouched) << "key " << n << " lane " << j;
+        continue;
+      }
       float want = 0.0f;
       for (int64_t d = 0; n < count && d < dim; ++d) {
         want += bf16_to_f32(qa[j * padded + d]) * bf16_to_f32(k[n * dim + d]);
@@ -144,7 +153,7 @@ TEST_P(AmxTiles, ProductsMatchPlainLoops) {
 
 INSTANTIATE_TEST_SUITE_P(HeadDimsAndChunkTails, AmxTiles,
                          ::testing::Combine(::testing::ValuesIn(kSupportedHeadDims),
-                                            ::testing::Values(64, 37, 1)));
+                                            ::testing::Values(128, 100, 64, 37, 1)));
 
 // Every e4m3 code, at every position of a 64-byte vector and of the 32-byte
 // tail that head_dims 96 and 160 leave, widens to the bf16 bits of its exact

@@ -132,16 +132,17 @@ RPA_PACK_ATTR void amx_pack_values(const uint16_t* const* v, int64_t count, int6
   }
 }
 
-// Two passes of 32 keys. Tiles 0-3 hold S^T for (16 keys, 16 lanes) of the
-// pass's two key groups and the block's two lane halves; 4 and 5 the key
-// groups' rows, 6 and 7 the halves' q, 32 dims at a time.
+// Passes of 32 keys, up to the block's last. Tiles 0-3 hold S^T for (16
+// keys, 16 lanes) of the pass's two key groups and the block's two lane
+// halves; 4 and 5 the key groups' rows, 6 and 7 the halves' q, 32 dims at a
+// time.
 RPA_AMX_ATTR void amx_scores(const uint16_t* kc, const uint32_t* qv, int64_t padded_dim,
-                             float* st) {
+                             int64_t keys, float* st) {
   const int64_t k_stride = padded_dim * 2;
   const int64_t blocks = padded_dim / kAmxDims;
   const uint32_t* qv_second = qv + blocks * 16 * 16;
   constexpr int64_t st_stride = 32 * 4;
-  for (int64_t pass = 0; pass < kAmxKeys / 32; ++pass) {
+  for (int64_t pass = 0; pass * 32 < keys; ++pass) {
     const uint16_t* k0 = kc + pass * 32 * padded_dim;
     const uint16_t* k1 = k0 + 16 * padded_dim;
     _tile_zero(0);
@@ -166,32 +167,61 @@ RPA_AMX_ATTR void amx_scores(const uint16_t* kc, const uint32_t* qv, int64_t pad
   }
 }
 
-// Tiles 2-5 hold the two halves' P, two 32-key A tiles each. Per 16-dim
-// column, the chunk's two V tiles (6, 7) serve both halves, whose o blocks
-// are loaded into tiles 0 and 1, get their products and are stored back.
+// Half by half: tiles 2-5 hold the half's P (its four 32-key A tiles); per
+// pair of 16-dim columns, their o blocks are loaded into tiles 0 and 1, take
+// the four key groups' products (V in tiles 6 and 7) and are stored back.
+static_assert(kAmxKeys == 4 * 32, "amx_accumulate names one P tile per 32 keys");
 RPA_AMX_ATTR void amx_accumulate(const uint16_t* p, const uint32_t* vt, int64_t head_dim,
-                                 float* o) {
+                                 int64_t keys, float* o) {
   constexpr int64_t p_stride = kAmxKeys * 2;
-  const uint16_t* p_second = p + kAmxLanes * kAmxKeys;
-  _tile_loadd(2, p, p_stride);
-  _tile_loadd(3, p + 32, p_stride);
-  _tile_loadd(4, p_second, p_stride);
-  _tile_loadd(5, p_second + 32, p_stride);
-  const int64_t o_stride = head_dim * 4;
-  const int64_t v_stride = head_dim * 4;
-  float* o_second = o + kAmxLanes * head_dim;
-  const uint32_t* v_second = vt + 16 * head_dim;  // pairs 16-31: keys 32-63
-  for (int64_t c = 0; c < head_dim; c += 16) {
-    _tile_loadd(6, vt + c, v_stride);
-    _tile_loadd(7, v_second + c, v_stride);
-    _tile_loadd(0, o + c, o_stride);
-    _tile_loadd(1, o_second + c, o_stride);
-    _tile_dpbf16ps(0, 2, 6);
-    _tile_dpbf16ps(1, 4, 6);
-    _tile_dpbf16ps(0, 3, 7);
-    _tile_dpbf16ps(1, 5, 7);
-    _tile_stored(0, o + c, o_stride);
-    _tile_stored(1, o_second + c, o_stride);
+  const int64_t stride = head_dim * 4;  // of o's rows and of V's pair rows
+  const int64_t group = 16 * head_dim;  // 16 pairs: one 32-key group of V
+  const int64_t groups = (keys + 31) / 32;
+  for (int64_t half = 0; half < 2; ++half) {
+    const uint16_t* ph = p + half * kAmxLanes * kAmxKeys;
+    float* oh = o + half * kAmxLanes * head_dim;
+    _tile_loadd(2, ph, p_stride);
+    if (groups > 1) _tile_loadd(3, ph + 32, p_stride);
+    if (groups > 2) _tile_loadd(4, ph + 64, p_stride);
+    if (groups > 3) _tile_loadd(5, ph + 96, p_stride);
+    // The 16-dim columns from c on, two at a time (the last may be alone).
+    for (int64_t c = 0; c < head_dim; c += 32) {
+      const bool pair = c + 32 <= head_dim;
+      _tile_loadd(0, oh + c, stride);
+      if (pair) _tile_loadd(1, oh + c + 16, stride);
+      _tile_loadd(6, vt + c, stride);
+      _tile_dpbf16ps(0, 2, 6);
+      if (pair) {
+        _tile_loadd(7, vt + c + 16, stride);
+        _tile_dpbf16ps(1, 2, 7);
+      }
+      if (groups > 1) {
+        _tile_loadd(6, vt + group + c, stride);
+        _tile_dpbf16ps(0, 3, 6);
+        if (pair) {
+          _tile_loadd(7, vt + group + c + 16, stride);
+          _tile_dpbf16ps(1, 3, 7);
+        }
+      }
+      if (groups > 2) {
+        _tile_loadd(6, vt + 2 * group + c, stride);
+        _tile_dpbf16ps(0, 4, 6);
+        if (pair) {
+          _tile_loadd(7, vt + 2 * group + c + 16, stride);
+          _tile_dpbf16ps(1, 4, 7);
+        }
+      }
+      if (groups > 3) {
+        _tile_loadd(6, vt + 3 * group + c, stride);
+        _tile_dpbf16ps(0, 5, 6);
+        if (pair) {
+          _tile_loadd(7, vt + 3 * group + c + 16, stride);
+          _tile_dpbf16ps(1, 5, 7);
+        }
+      }
+      _tile_stored(0, oh + c, stride);
+      if (pair) _tile_stored(1, oh + c + 16, stride);
+    }
   }
 }
 
@@ -200,7 +230,7 @@ RPA_AMX_ATTR void amx_accumulate(const uint16_t* p, const uint32_t* vt, int64_t 
 RPA_PACK_ATTR void amx_pack_probabilities(const float* st, int64_t first, int64_t end,
                                           int64_t half, uint16_t* p) {
   const __m512i high_half = _mm512_set1_epi32(static_cast<int32_t>(0xFFFF0000u));
-  for (int64_t group = 0; group < kAmxKeys / 32; ++group) {
+  for (int64_t group = 0; group * 32 < end; ++group) {
     __m512i pairs[16];
     for (int64_t i = 0; i < 16; ++i) {
       const int64_t n = group * 32 + 2 * i;
@@ -227,8 +257,8 @@ void amx_pack_values(const uint16_t* const*, int64_t, int64_t, uint32_t*) {}
 void amx_copy_keys(const uint16_t* const*, int64_t, int64_t, int64_t, uint16_t*) {}
 void amx_begin() {}
 void amx_end() {}
-void amx_scores(const uint16_t*, const uint32_t*, int64_t, float*) {}
-void amx_accumulate(const uint16_t*, const uint32_t*, int64_t, float*) {}
+void amx_scores(const uint16_t*, const uint32_t*, int64_t, int64_t, float*) {}
+void amx_accumulate(const uint16_t*, const uint32_t*, int64_t, int64_t, float*) {}
 
 #endif
 

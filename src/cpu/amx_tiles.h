@@ -15,7 +15,14 @@
 namespace rpa::cpu {
 
 inline constexpr int64_t kAmxLanes = 16;  // rows of an A or C tile
-inline constexpr int64_t kAmxKeys = 64;   // keys per chunk: four 16-key C tiles of S
+// Keys per chunk: S in passes of 32 keys (four C tiles); P V with one half's
+// four 32-key A tiles of P against each o block loaded into a tile, so that o
+// makes one trip from cache to tile and back per 128 keys, not per 64: with
+// the tile products taken out the prefill ran only 10% faster, so the o
+// traffic, not the products, bound it (bf16 prefill 7-11% faster;
+// docs/benchmarks.md, session 12). A block's passes and groups stop at its
+// last visible key.
+inline constexpr int64_t kAmxKeys = 128;
 inline constexpr int64_t kAmxDims = 32;   // bf16 dims per A tile row (64 bytes)
 
 constexpr int64_t amx_padded_dim(int64_t head_dim) {
@@ -43,18 +50,23 @@ void amx_copy_keys(const uint16_t* const* k, int64_t count, int64_t head_dim, in
 void amx_pack_values(const uint16_t* const* v, int64_t count, int64_t head_dim, uint32_t* vt);
 
 // st[n * 32 + j] = sum_d K[n][d] * q_j[d] for the 32 lanes of one m-block,
-// whose q is qv from its first lane's 16-lane group on.
-void amx_scores(const uint16_t* kc, const uint32_t* qv, int64_t padded_dim, float* st);
+// whose q is qv from its first lane's 16-lane group on, and the chunk's keys
+// n < keys rounded up to 32 (the block sees none past them).
+void amx_scores(const uint16_t* kc, const uint32_t* qv, int64_t padded_dim, int64_t keys,
+                float* st);
 
 // The probabilities st[n * 32 + 16 * half + i] of keys n in [first, end) as
 // A-tile rows p[i * kAmxKeys + n], rounded to bf16 to nearest even; 0 for
-// the chunk's other keys, whose st rows the softmax did not touch.
+// the chunk's other keys before end rounded up to 32 (whose st rows the
+// softmax did not touch); the 32-key groups past it are not written.
 void amx_pack_probabilities(const float* st, int64_t first, int64_t end, int64_t half,
                             uint16_t* p);
 
 // For both halves of an m-block, o[i * head_dim + d] += sum_n p[i * kAmxKeys
-// + n] * V[n][d] for i < 32: p holds the halves' A tiles one after the other
-// (p[16][kAmxKeys], then the second half's), o the block's 32 rows.
-void amx_accumulate(const uint16_t* p, const uint32_t* vt, int64_t head_dim, float* o);
+// + n] * V[n][d] for i < 32 and keys n < keys rounded up to 32: p holds the
+// halves' A tiles one after the other (p[16][kAmxKeys], then the second
+// half's), o the block's 32 rows.
+void amx_accumulate(const uint16_t* p, const uint32_t* vt, int64_t head_dim, int64_t keys,
+                    float* o);
 
 }  // namespace rpa::cpu

@@ -43,7 +43,7 @@ HWY_INLINE bool UsesAmx(const CpuCall& call) {
 
 #if RPA_CPU_BF16_DOT_TARGET
 
-static_assert(kAmxKeys == kChunkKeys, "an AMX chunk is a prefill chunk: st holds its scores");
+static_assert(kAmxKeys <= kStKeys, "st holds the scores of an AMX chunk");
 static_assert(kAmxLanes * 2 == 32, "an m-block of the AVX-512 targets is two A tiles of lanes");
 
 // The tile's q rows as bf16 rows qa[lanes][padded_dim], zero past head_dim
@@ -80,12 +80,13 @@ HWY_INLINE void AmxChunk(const Problem& pb, const PrefillScratch& st, int64_t bl
     end = std::min<int64_t>(c0 + nc, bounds[1]);
     return begin < end;
   };
-  auto scores_of = [&](int64_t b) { return st.st + b * kChunkKeys * bl; };
+  auto scores_of = [&](int64_t b) { return st.st + b * kAmxKeys * bl; };
   auto p_of = [&](int64_t b) { return st.pa + b * bl * kAmxKeys; };
   int64_t begin, end;
   for (int64_t b = 0; b < blocks; ++b) {
     if (!clip(b, begin, end)) continue;
-    amx_scores(st.kc, st.qv + b * 2 * (padded_dim / kAmxDims) * 256, padded_dim, scores_of(b));
+    amx_scores(st.kc, st.qv + b * 2 * (padded_dim / kAmxDims) * 256, padded_dim, end - c0,
+               scores_of(b));
   }
   const DF df;
   for (int64_t b = 0; b < blocks; ++b) {
@@ -113,7 +114,7 @@ HWY_INLINE void AmxChunk(const Problem& pb, const PrefillScratch& st, int64_t bl
   }
   for (int64_t b = 0; b < blocks; ++b) {
     if (!clip(b, begin, end)) continue;
-    amx_accumulate(p_of(b), st.vt, dim, st.o + b * bl * dim);
+    amx_accumulate(p_of(b), st.vt, dim, end - c0, st.o + b * bl * dim);
   }
 }
 
@@ -132,9 +133,9 @@ HWY_NOINLINE void RunPrefillChainAmx(const CpuCall& call, const Chain& chain,
   const int64_t tile_lo = st.bounds[0];
   const int64_t tile_hi = st.bounds[4 * (blocks - 1) + 1];
   amx_begin();
-  ForEachChunk<uint16_t>(call, chain, tile_lo, tile_hi,
-                         [&](int64_t c0, int64_t nc, const uint16_t* const* k,
-                             const uint16_t* const* v) {
+  ForEachChunk<uint16_t, kAmxKeys>(call, chain, tile_lo, tile_hi,
+                                   [&](int64_t c0, int64_t nc, const uint16_t* const* k,
+                                       const uint16_t* const* v) {
     amx_copy_keys(k, nc, dim, padded_dim, st.kc);
     amx_pack_values(v, nc, dim, st.vt);
     AmxChunk(pb, st, blocks, c0, nc, padded_dim);

@@ -28,6 +28,8 @@ namespace rpa::cpu::HWY_NAMESPACE {
 // Keys widened and scored per step. 64 keys of K and V in f32 (64 KiB at
 // head_dim 128) stay in L2 while every m-block of the tile reuses them.
 inline constexpr int64_t kChunkKeys = 64;
+// Keys of one m-block's scores in st: the AMX path's chunks are longer.
+inline constexpr int64_t kStKeys = std::max(kChunkKeys, kAmxKeys);
 
 // Per-thread scratch of the prefill path, sized for the largest tile of the
 // call (BL = BlockLanes(), M = lanes of the tile rounded up to BL, D = head_dim).
@@ -41,7 +43,7 @@ struct PrefillScratch {
   int32_t* lo_m1;   // [M]: lane j sees keys lo_m1[j] < key < hi[j]
   int32_t* hi;      // [M]
   int32_t* bounds;  // [M / BL][4]: per m-block min lo, max hi, max lo, min hi
-  float* st;        // [M / BL][kChunkKeys][BL]: scores, then probabilities, per m-block
+  float* st;        // [M / BL][kStKeys][BL]: scores, then probabilities, per m-block
                     // (the AMX path keeps every block's; the others use the first)
   float* k;         // [kChunkKeys][D]: K rows widened to f32
   float* v;         // [kChunkKeys][D]
@@ -58,7 +60,7 @@ struct PrefillScratch {
     const int64_t blocks = lanes / BlockLanes();
     const int64_t padded = amx_padded_dim(dim);
     return round16(lanes * dim) * 2 + round16(lanes * dim / 2) + round16(lanes) * 5 +
-           round16(blocks * 4) + round16(kChunkKeys * lanes) +
+           round16(blocks * 4) + round16(kStKeys * lanes) +
            round16(kChunkKeys * dim) * 2 + round16(lanes * padded / 2) * 2 +
            round16(kAmxKeys * padded / 2) + round16(kAmxKeys / 2 * dim) +
            round16(lanes * kAmxKeys / 2);
@@ -79,7 +81,7 @@ struct PrefillScratch {
     s.lo_m1 = reinterpret_cast<int32_t*>(take(lanes));
     s.hi = reinterpret_cast<int32_t*>(take(lanes));
     s.bounds = reinterpret_cast<int32_t*>(take(lanes / BlockLanes() * 4));
-    s.st = take(kChunkKeys * lanes);
+    s.st = take(kStKeys * lanes);
     s.k = take(kChunkKeys * dim);
     s.v = take(kChunkKeys * dim);
     const int64_t padded = amx_padded_dim(dim);
@@ -143,23 +145,23 @@ void PackTile(const CpuCall& call, const WorkItem& first, int64_t rows, int64_t 
 }
 
 // Walks the keys of a chain's items that some lane of the tile sees,
-// [tile_lo, tile_hi), in order and in chunks of at most kChunkKeys keys:
+// [tile_lo, tile_hi), in order and in chunks of at most kKeys keys:
 // fn(c0, nc, k, v) gets the chunk's first key, its length and its K and V
 // rows of the chain's kv head, straight from their pages.
-template <typename T, typename Fn>
+template <typename T, int64_t kKeys = kChunkKeys, typename Fn>
 HWY_INLINE void ForEachChunk(const CpuCall& call, const Chain& chain, int64_t tile_lo,
                              int64_t tile_hi, const Fn& fn) {
   const int64_t h = chain.items[0].kv_head;
-  const T* k[kChunkKeys];
-  const T* v[kChunkKeys];
+  const T* k[kKeys];
+  const T* v[kKeys];
   for (int32_t it = 0; it < chain.count; ++it) {
     const WorkItem& item = chain.items[it];
     const int64_t begin = std::max<int64_t>(item.kv_begin, tile_lo);
     const int64_t end = std::min<int64_t>(item.kv_end, tile_hi);
     if (begin >= end) continue;
     KeyCursor cursor(*call.plan, item, begin);
-    for (int64_t c0 = begin; c0 < end; c0 += kChunkKeys) {
-      const int64_t nc = std::min(kChunkKeys, end - c0);
+    for (int64_t c0 = begin; c0 < end; c0 += kKeys) {
+      const int64_t nc = std::min(kKeys, end - c0);
       for (int64_t n = 0; n < nc; ++n, cursor.next()) {
         k[n] = call.k_cache.row<const T>(cursor.page(), cursor.slot(), h);
         v[n] = call.v_cache.row<const T>(cursor.page(), cursor.slot(), h);
