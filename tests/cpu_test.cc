@@ -250,6 +250,46 @@ TEST(Cpu, LiveNanInAPromptReachesTheRowsThatSeeIt) {
   }
 }
 
+// Scores that rise along the keys pass a lane's lazy reference m halfway
+// through AMX chunks, once the lane has a state: the one-pass softmax then
+// rescales the probabilities it already wrote (LazyBlockSoftmax). The rise
+// of 0.12 per key passes the margin of 8 every ~67 keys; the result still
+// matches the reference, on every prefill path.
+TEST(Cpu, ScoresRisingPastTheLazyMarginMatchTheReference) {
+  for (const bool amx : {true, false}) {
+    if (!amx) {
+      ASSERT_EQ(setenv("RPA_CPU_AMX", "0", 1), 0);
+    }
+    gen::BatchSpec spec;
+    spec.dtype = spec.out_dtype = DType::kBF16;
+    spec.heads_per_kv = 4;
+    spec.num_kv_heads = 1;
+    spec.head_dim = 64;
+    spec.page_size = 16;
+    spec.batch_capacity = 1;
+    spec.slots = {{48, 400}};  // keys 0-447 in chunks of 128
+    spec.slot_positions = {0};
+    spec.lse = true;
+    gen::Batch batch = gen::generate(spec);
+    const int64_t dim = spec.head_dim;
+    const float inv_scale = std::sqrt(static_cast<float>(dim));
+    for (int64_t t = 0; t < 48 * spec.heads_per_kv; ++t) {
+      store_from_f32(batch.q.data(), DType::kBF16, t * dim, 1.0f);
+    }
+    for (int64_t n = 0; n < 448; ++n) {
+      const int64_t page = batch.block_table[n / spec.page_size];
+      const int64_t token = page * spec.page_size + n % spec.page_size;
+      store_from_f32(batch.k_cache.data(), DType::kBF16, token * dim,
+                     0.12f * static_cast<float>(n) * inv_scale);
+    }
+    SCOPED_TRACE(amx ? "AMX" : "RPA_CPU_AMX=0");
+    expect_close(batch, run_cpu_plan(batch, {}, 2), run_reference_backend(batch));
+    if (!amx) {
+      ASSERT_EQ(unsetenv("RPA_CPU_AMX"), 0);
+    }
+  }
+}
+
 // Edge cases at tile, page and window boundaries, each with and without small
 // plan sizes. The planner's tile is 256 / heads_per_kv = 64 rows here, and
 // 512 / heads_per_kv = 128 for slots of 1024 rows or more.

@@ -45,75 +45,163 @@ namespace rpa::cpu::HWY_NAMESPACE {
 // consistent state: out = o / l and lse = m + log l whichever m is used.
 inline constexpr float kLazyMargin = 8.0f;
 
+// One 16-lane half of BlockSoftmax: lanes [lane0, lane0 + lanes), whose
+// scores st[n][...] start at s.
+template <bool kMasked, bool kCapped, bool kLazy>
+HWY_INLINE void HalfSoftmax(const PrefillScratch& st, int64_t lane0, float* s, int64_t key0,
+                            int64_t nk, float scale, float cap) {
+  const DF df;
+  const DI di;
+  const int64_t bl = BlockLanes();
+  const VF neg_inf = hn::Set(df, kNegInf);
+  const auto lo_m1 = hn::Load(di, st.lo_m1 + lane0);
+  const auto hi = hn::Load(di, st.hi + lane0);
+  VF vmax = neg_inf;
+  // Without mask or cap, the scaled max is the raw max times the scale (> 0,
+  // and rounding keeps the order): the scores are read, not rewritten, and
+  // the exponential below scales them in its first multiply.
+  constexpr bool kPlain = !kMasked && !kCapped;
+  if constexpr (kPlain) {
+    // Four running maxima: one would wait out vmaxps's latency per key.
+    VF v1 = neg_inf, v2 = neg_inf, v3 = neg_inf;
+    int64_t n = 0;
+    for (; n + 4 <= nk; n += 4) {
+      vmax = hn::Max(vmax, hn::Load(df, s + n * bl));
+      v1 = hn::Max(v1, hn::Load(df, s + (n + 1) * bl));
+      v2 = hn::Max(v2, hn::Load(df, s + (n + 2) * bl));
+      v3 = hn::Max(v3, hn::Load(df, s + (n + 3) * bl));
+    }
+    for (; n < nk; ++n) vmax = hn::Max(vmax, hn::Load(df, s + n * bl));
+    vmax = hn::Mul(hn::Max(hn::Max(vmax, v1), hn::Max(v2, v3)), hn::Set(df, scale));
+  } else {
+    for (int64_t n = 0; n < nk; ++n) {
+      VF x = hn::Mul(hn::Load(df, s + n * bl), hn::Set(df, scale));
+      if constexpr (kCapped) {
+        x = hn::Mul(hn::Set(df, cap), hn::Tanh(df, hn::Mul(x, hn::Set(df, 1.0f / cap))));
+      }
+      if constexpr (kMasked) {
+        const auto key = hn::Set(di, static_cast<int32_t>(key0 + n));
+        const auto visible = hn::And(hn::Lt(lo_m1, key), hn::Lt(key, hi));
+        x = hn::IfThenElse(hn::RebindMask(df, visible), x, neg_inf);
+      }
+      hn::Store(x, df, s + n * bl);
+      vmax = hn::Max(vmax, x);
+    }
+  }
+  const VF m_old = hn::Load(df, st.m + lane0);
+  VF m_new = hn::Max(m_old, vmax);
+  if constexpr (kLazy) {
+    // Keep m_old (finite) unless the block's max passes it by the margin.
+    const auto keep = hn::And(hn::Lt(neg_inf, m_old),
+                              hn::Le(m_new, hn::Add(m_old, hn::Set(df, kLazyMargin))));
+    m_new = hn::IfThenElse(keep, m_old, m_new);
+  }
+  // A lane that has seen no key yet keeps m = -inf; shifting it by 0 makes
+  // its masked p = exp(-inf) = 0 and its alpha = 0 (never -inf - -inf).
+  const VF shift = hn::IfThenZeroElse(hn::Eq(m_new, neg_inf), m_new);
+  // A lane with no state yet (m_old = -inf) holds o = 0 (or NaN, from 0 times
+  // a NaN in V): alpha = 1 leaves it as alpha = 0 would, and spares the AMX
+  // path a pass over its o row.
+  const VF alpha = hn::IfThenElse(hn::Eq(m_old, neg_inf), hn::Set(df, 1.0f),
+                                  ExpNonPositive(df, hn::Sub(m_old, shift)));
+  VF sum = hn::Zero(df);
+  // exp(x - shift) = 2^(x log2 e - shift log2 e), with x = s * scale when plain.
+  const VF x_log2e = hn::Set(df, kPlain ? scale * kLog2e : kLog2e);
+  const VF shift_log2e = hn::Mul(shift, hn::Set(df, kLog2e));
+  for (int64_t n = 0; n < nk; ++n) {
+    const VF p = Exp2NonPositive(df, hn::MulSub(hn::Load(df, s + n * bl), x_log2e, shift_log2e));
+    hn::Store(p, df, s + n * bl);
+    sum = hn::Add(sum, p);
+  }
+  hn::Store(m_new, df, st.m + lane0);
+  hn::Store(hn::MulAdd(hn::Load(df, st.l + lane0), alpha, sum), df, st.l + lane0);
+  hn::Store(alpha, df, st.alpha + lane0);
+}
+
 template <bool kMasked, bool kCapped, bool kLazy = false>
 void BlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t nk, float scale,
                   float cap) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(DF()));
+  for (int64_t half = 0; half < 2; ++half) {
+    HalfSoftmax<kMasked, kCapped, kLazy>(st, b * BlockLanes() + half * lanes,
+                                         st.st + half * lanes, key0, nk, scale, cap);
+  }
+}
+
+// BlockSoftmax<kMasked, false, true> in one pass over the scores where it
+// can: once every lane has a state, the probabilities are taken against the
+// lanes' m as the scores are read. At the first key that passes some lane's
+// m by the margin, the rest of the keys are read for their max, the lanes
+// past the margin move their m there, and the probabilities already written
+// are scaled by the lanes' alpha (1 for the others, whose bits stay). The
+// max pass of BlockSoftmax read every block's scores from L2 once more.
+template <bool kMasked>
+void LazyBlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t nk,
+                      float scale) {
   const DF df;
   const DI di;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   const int64_t bl = BlockLanes();
   const VF neg_inf = hn::Set(df, kNegInf);
+  const VF scale_log2e = hn::Set(df, scale * kLog2e);
   for (int64_t half = 0; half < 2; ++half) {
     const int64_t lane0 = b * bl + half * lanes;
     float* s = st.st + half * lanes;
+    const VF m_old = hn::Load(df, st.m + lane0);
+    if (!hn::AllTrue(df, hn::Lt(neg_inf, m_old))) {
+      HalfSoftmax<kMasked, false, true>(st, lane0, s, key0, nk, scale, 0.0f);
+      continue;
+    }
     const auto lo_m1 = hn::Load(di, st.lo_m1 + lane0);
     const auto hi = hn::Load(di, st.hi + lane0);
-    VF vmax = neg_inf;
-    // Without mask or cap, the scaled max is the raw max times the scale (> 0,
-    // and rounding keeps the order): the scores are read, not rewritten, and
-    // the exponential below scales them in its first multiply.
-    constexpr bool kPlain = !kMasked && !kCapped;
-    if constexpr (kPlain) {
-      // Four running maxima: one would wait out vmaxps's latency per key.
-      VF v1 = neg_inf, v2 = neg_inf, v3 = neg_inf;
-      int64_t n = 0;
-      for (; n + 4 <= nk; n += 4) {
-        vmax = hn::Max(vmax, hn::Load(df, s + n * bl));
-        v1 = hn::Max(v1, hn::Load(df, s + (n + 1) * bl));
-        v2 = hn::Max(v2, hn::Load(df, s + (n + 2) * bl));
-        v3 = hn::Max(v3, hn::Load(df, s + (n + 3) * bl));
+    // t = (s scale - shift) log2 e, -inf where the lane does not see the key.
+    auto exponent = [&](int64_t n, VF shift_log2e) {
+      VF t = hn::MulSub(hn::Load(df, s + n * bl), scale_log2e, shift_log2e);
+      if constexpr (kMasked) {
+        const auto key = hn::Set(di, static_cast<int32_t>(key0 + n));
+        const auto visible = hn::And(hn::Lt(lo_m1, key), hn::Lt(key, hi));
+        t = hn::IfThenElse(hn::RebindMask(df, visible), t, neg_inf);
       }
-      for (; n < nk; ++n) vmax = hn::Max(vmax, hn::Load(df, s + n * bl));
-      vmax = hn::Mul(hn::Max(hn::Max(vmax, v1), hn::Max(v2, v3)), hn::Set(df, scale));
-    } else {
-      for (int64_t n = 0; n < nk; ++n) {
-        VF x = hn::Mul(hn::Load(df, s + n * bl), hn::Set(df, scale));
-        if constexpr (kCapped) {
-          x = hn::Mul(hn::Set(df, cap), hn::Tanh(df, hn::Mul(x, hn::Set(df, 1.0f / cap))));
-        }
+      return t;
+    };
+    VF shift_log2e = hn::Mul(m_old, hn::Set(df, kLog2e));
+    const VF limit = hn::Set(df, kLazyMargin * kLog2e);
+    VF sum = hn::Zero(df);
+    int64_t n = 0;
+    for (; n < nk; ++n) {
+      const VF t = exponent(n, shift_log2e);
+      if (!hn::AllTrue(df, hn::Le(t, limit))) break;  // past the margin, or NaN
+      const VF p = Exp2NonPositive(df, t);
+      hn::Store(p, df, s + n * bl);
+      sum = hn::Add(sum, p);
+    }
+    VF m_new = m_old, alpha = hn::Set(df, 1.0f);
+    if (n < nk) {
+      // The scaled max of the keys left; the keys before n are within the
+      // margin of every lane's m.
+      VF vmax = neg_inf;
+      for (int64_t j = n; j < nk; ++j) {
+        VF x = hn::Mul(hn::Load(df, s + j * bl), hn::Set(df, scale));
         if constexpr (kMasked) {
-          const auto key = hn::Set(di, static_cast<int32_t>(key0 + n));
+          const auto key = hn::Set(di, static_cast<int32_t>(key0 + j));
           const auto visible = hn::And(hn::Lt(lo_m1, key), hn::Lt(key, hi));
           x = hn::IfThenElse(hn::RebindMask(df, visible), x, neg_inf);
         }
-        hn::Store(x, df, s + n * bl);
         vmax = hn::Max(vmax, x);
       }
-    }
-    const VF m_old = hn::Load(df, st.m + lane0);
-    VF m_new = hn::Max(m_old, vmax);
-    if constexpr (kLazy) {
-      // Keep m_old (finite) unless the block's max passes it by the margin.
-      const auto keep = hn::And(hn::Lt(neg_inf, m_old),
-                                hn::Le(m_new, hn::Add(m_old, hn::Set(df, kLazyMargin))));
-      m_new = hn::IfThenElse(keep, m_old, m_new);
-    }
-    // A lane that has seen no key yet keeps m = -inf; shifting it by 0 makes
-    // its masked p = exp(-inf) = 0 and its alpha = 0 (never -inf - -inf).
-    const VF shift = hn::IfThenZeroElse(hn::Eq(m_new, neg_inf), m_new);
-    // A lane with no state yet (m_old = -inf) holds o = 0 (or NaN, from 0 times
-    // a NaN in V): alpha = 1 leaves it as alpha = 0 would, and spares the AMX
-    // path a pass over its o row.
-    const VF alpha = hn::IfThenElse(hn::Eq(m_old, neg_inf), hn::Set(df, 1.0f),
-                                    ExpNonPositive(df, hn::Sub(m_old, shift)));
-    VF sum = hn::Zero(df);
-    // exp(x - shift) = 2^(x log2 e - shift log2 e), with x = s * scale when plain.
-    const VF x_log2e = hn::Set(df, kPlain ? scale * kLog2e : kLog2e);
-    const VF shift_log2e = hn::Mul(shift, hn::Set(df, kLog2e));
-    for (int64_t n = 0; n < nk; ++n) {
-      const VF p = Exp2NonPositive(df, hn::MulSub(hn::Load(df, s + n * bl), x_log2e, shift_log2e));
-      hn::Store(p, df, s + n * bl);
-      sum = hn::Add(sum, p);
+      const auto keep = hn::Le(hn::Max(m_old, vmax), hn::Add(m_old, hn::Set(df, kLazyMargin)));
+      m_new = hn::IfThenElse(keep, m_old, hn::Max(m_old, vmax));
+      alpha = hn::IfThenElse(keep, alpha, ExpNonPositive(df, hn::Sub(m_old, m_new)));
+      for (int64_t j = 0; j < n; ++j) {
+        hn::Store(hn::Mul(hn::Load(df, s + j * bl), alpha), df, s + j * bl);
+      }
+      sum = hn::Mul(sum, alpha);
+      shift_log2e = hn::Mul(m_new, hn::Set(df, kLog2e));
+      for (; n < nk; ++n) {
+        const VF p = Exp2NonPositive(df, exponent(n, shift_log2e));
+        hn::Store(p, df, s + n * bl);
+        sum = hn::Add(sum, p);
+      }
     }
     hn::Store(m_new, df, st.m + lane0);
     hn::Store(hn::MulAdd(hn::Load(df, st.l + lane0), alpha, sum), df, st.l + lane0);
@@ -132,6 +220,13 @@ HWY_INLINE void ClippedBlockSoftmax(const Problem& pb, const PrefillScratch& st,
   const bool capped = pb.logit_soft_cap > 0.0f;
   const float cap = pb.logit_soft_cap;
   const int64_t nk = end - begin;
+  if constexpr (kLazy) {
+    if (!capped) {
+      masked ? LazyBlockSoftmax<true>(st, b, begin, nk, pb.scale)
+             : LazyBlockSoftmax<false>(st, b, begin, nk, pb.scale);
+      return;
+    }
+  }
   if (masked) {
     capped ? BlockSoftmax<true, true, kLazy>(st, b, begin, nk, pb.scale, cap)
            : BlockSoftmax<true, false, kLazy>(st, b, begin, nk, pb.scale, cap);
