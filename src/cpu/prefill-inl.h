@@ -35,20 +35,23 @@
 HWY_BEFORE_NAMESPACE();
 namespace rpa::cpu::HWY_NAMESPACE {
 
-// Folds the scores st[n][lane] of keys [key0, key0 + nk) of m-block `b` into
-// its state: soft cap, mask (kMasked), new max m, rescale factor alpha, l; st
-// becomes the probabilities exp(s - m_new). The scores come unscaled.
+// The softmax of an m-block folds the scores st[n][lane] of keys [key0, key0
+// + nk) into the block's state: soft cap, mask (kMasked), new max m, rescale
+// factor alpha, l; st becomes the probabilities exp(s - m). The scores come
+// unscaled.
 //
-// kLazy keeps a lane's reference m while the new scores exceed it by at most
-// kLazyMargin: p then reaches up to e^8, harmless in f32 and bf16, and alpha
-// stays 1, so o is rescaled (rewritten) far less often. m, l and o stay one
-// consistent state: out = o / l and lse = m + log l whichever m is used.
+// m is lazy: a lane keeps its reference m while the new scores exceed it by
+// at most kLazyMargin. p then reaches up to e^8, harmless in f32 and bf16,
+// and alpha stays 1, so o is rescaled (rewritten) far less often. m, l and o
+// stay one consistent state: out = o / l and lse = m + log l whichever m is
+// used.
 inline constexpr float kLazyMargin = 8.0f;
 
-// One 16-lane half of BlockSoftmax: lanes [lane0, lane0 + lanes), whose
-// scores st[n][...] start at s.
-template <bool kMasked, bool kCapped, bool kLazy>
-HWY_INLINE void HalfSoftmax(const PrefillScratch& st, int64_t lane0, float* s, int64_t key0,
+// The softmax of one 16-lane half of an m-block, lanes [lane0, lane0 +
+// lanes) whose scores st[n][...] start at s, in two passes: the max, then
+// the probabilities.
+template <bool kMasked, bool kCapped>
+HWY_INLINE void TwoPassSoftmax(const PrefillScratch& st, int64_t lane0, float* s, int64_t key0,
                             int64_t nk, float scale, float cap) {
   const DF df;
   const DI di;
@@ -90,12 +93,10 @@ HWY_INLINE void HalfSoftmax(const PrefillScratch& st, int64_t lane0, float* s, i
   }
   const VF m_old = hn::Load(df, st.m + lane0);
   VF m_new = hn::Max(m_old, vmax);
-  if constexpr (kLazy) {
-    // Keep m_old (finite) unless the block's max passes it by the margin.
-    const auto keep = hn::And(hn::Lt(neg_inf, m_old),
-                              hn::Le(m_new, hn::Add(m_old, hn::Set(df, kLazyMargin))));
-    m_new = hn::IfThenElse(keep, m_old, m_new);
-  }
+  // Keep m_old (finite) unless the block's max passes it by the margin.
+  const auto keep = hn::And(hn::Lt(neg_inf, m_old),
+                            hn::Le(m_new, hn::Add(m_old, hn::Set(df, kLazyMargin))));
+  m_new = hn::IfThenElse(keep, m_old, m_new);
   // A lane that has seen no key yet keeps m = -inf; shifting it by 0 makes
   // its masked p = exp(-inf) = 0 and its alpha = 0 (never -inf - -inf).
   const VF shift = hn::IfThenZeroElse(hn::Eq(m_new, neg_inf), m_new);
@@ -118,26 +119,16 @@ HWY_INLINE void HalfSoftmax(const PrefillScratch& st, int64_t lane0, float* s, i
   hn::Store(alpha, df, st.alpha + lane0);
 }
 
-template <bool kMasked, bool kCapped, bool kLazy = false>
-void BlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t nk, float scale,
-                  float cap) {
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(DF()));
-  for (int64_t half = 0; half < 2; ++half) {
-    HalfSoftmax<kMasked, kCapped, kLazy>(st, b * BlockLanes() + half * lanes,
-                                         st.st + half * lanes, key0, nk, scale, cap);
-  }
-}
-
-// BlockSoftmax<kMasked, false, true> in one pass over the scores where it
-// can: once every lane has a state, the probabilities are taken against the
-// lanes' m as the scores are read. At the first key that passes some lane's
-// m by the margin, the rest of the keys are read for their max, the lanes
-// past the margin move their m there, and the probabilities already written
-// are scaled by the lanes' alpha (1 for the others, whose bits stay). The
-// max pass of BlockSoftmax read every block's scores from L2 once more.
+// The softmax of m-block b without soft cap, in one pass over the scores
+// where it can: once every lane has a state, the probabilities are taken
+// against the lanes' m as the scores are read. At the first key that passes
+// some lane's m by the margin, the rest of the keys are read for their max,
+// the lanes past the margin move their m there, and the probabilities
+// already written are scaled by the lanes' alpha (1 for the others, whose
+// bits stay). The max pass read every block's scores from L2 once more (AMX
+// prefill 8-12% slower, docs/benchmarks.md, session 12).
 template <bool kMasked>
-void LazyBlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t nk,
-                      float scale) {
+void BlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t nk, float scale) {
   const DF df;
   const DI di;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
@@ -149,7 +140,7 @@ void LazyBlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t
     float* s = st.st + half * lanes;
     const VF m_old = hn::Load(df, st.m + lane0);
     if (!hn::AllTrue(df, hn::Lt(neg_inf, m_old))) {
-      HalfSoftmax<kMasked, false, true>(st, lane0, s, key0, nk, scale, 0.0f);
+      TwoPassSoftmax<kMasked, false>(st, lane0, s, key0, nk, scale, 0.0f);
       continue;
     }
     const auto lo_m1 = hn::Load(di, st.lo_m1 + lane0);
@@ -209,30 +200,25 @@ void LazyBlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t
   }
 }
 
-// BlockSoftmax of m-block b over the keys [begin, end) whose scores st.st
+// The softmax of m-block b over the keys [begin, end) whose scores st.st
 // holds from its first row on: the per-lane mask only where the range is not
 // inside every lane's, the soft cap only where the call asks for one.
-template <bool kLazy = false>
 HWY_INLINE void ClippedBlockSoftmax(const Problem& pb, const PrefillScratch& st, int64_t b,
                                     int64_t begin, int64_t end) {
   const int32_t* bounds = st.bounds + 4 * b;
   const bool masked = begin < bounds[2] || end > bounds[3];
-  const bool capped = pb.logit_soft_cap > 0.0f;
-  const float cap = pb.logit_soft_cap;
   const int64_t nk = end - begin;
-  if constexpr (kLazy) {
-    if (!capped) {
-      masked ? LazyBlockSoftmax<true>(st, b, begin, nk, pb.scale)
-             : LazyBlockSoftmax<false>(st, b, begin, nk, pb.scale);
-      return;
-    }
+  if (pb.logit_soft_cap <= 0.0f) {
+    masked ? BlockSoftmax<true>(st, b, begin, nk, pb.scale)
+           : BlockSoftmax<false>(st, b, begin, nk, pb.scale);
+    return;
   }
-  if (masked) {
-    capped ? BlockSoftmax<true, true, kLazy>(st, b, begin, nk, pb.scale, cap)
-           : BlockSoftmax<true, false, kLazy>(st, b, begin, nk, pb.scale, cap);
-  } else {
-    capped ? BlockSoftmax<false, true, kLazy>(st, b, begin, nk, pb.scale, cap)
-           : BlockSoftmax<false, false, kLazy>(st, b, begin, nk, pb.scale, cap);
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(DF()));
+  for (int64_t half = 0; half < 2; ++half) {
+    const int64_t lane0 = b * BlockLanes() + half * lanes;
+    float* s = st.st + half * lanes;
+    masked ? TwoPassSoftmax<true, true>(st, lane0, s, begin, nk, pb.scale, pb.logit_soft_cap)
+           : TwoPassSoftmax<false, true>(st, lane0, s, begin, nk, pb.scale, pb.logit_soft_cap);
   }
 }
 

@@ -94,7 +94,7 @@ HWY_INLINE void AmxChunk(const Problem& pb, const PrefillScratch& st, int64_t bl
     // The softmax walks the block's scores from the clipped range's first key on.
     PrefillScratch clipped = st;
     clipped.st = scores_of(b) + (begin - c0) * bl;
-    ClippedBlockSoftmax</*kLazy=*/true>(pb, clipped, b, begin, end);
+    ClippedBlockSoftmax(pb, clipped, b, begin, end);
     for (int64_t half = 0; half < 2; ++half) {
       const int64_t lane0 = b * bl + half * kAmxLanes;
       float* o = st.o + lane0 * dim;
