@@ -21,7 +21,7 @@ inline constexpr int64_t kTileLanes = 256;
 
 // A slot long enough to fill kTallTilesPerSlot tiles of 512 lanes gets them:
 // its chains stay 8 per kv head or more (64 at 8 kv heads, a lone 1024-token
-// prompt at GQA 4), and the bf16 prefill ran 5-9% faster than on 256-lane
+// prompt at GQA 4), and the bf16 prefill ran 3-8% faster than on 256-lane
 // tiles (docs/benchmarks.md, session 12). Shorter slots keep kTileLanes, for
 // their parallelism. The slot's own q_len decides, never the rest of the
 // batch (docs/contract.md §5).
