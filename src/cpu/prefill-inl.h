@@ -52,7 +52,7 @@ inline constexpr float kLazyMargin = 8.0f;
 // the probabilities.
 template <bool kMasked, bool kCapped>
 HWY_INLINE void TwoPassSoftmax(const PrefillScratch& st, int64_t lane0, float* s, int64_t key0,
-                            int64_t nk, float scale, float cap) {
+                               int64_t nk, float scale, float cap) {
   const DF df;
   const DI di;
   const int64_t bl = BlockLanes();

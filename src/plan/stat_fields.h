@@ -30,6 +30,7 @@ void for_each_plan_stat(const Plan& plan, Fn&& field) {
   field("capacity_kv_tokens", s.capacity_kv_tokens);
   field("useful_ratio", s.useful_ratio);
   field("q_tile_rows", int64_t{plan.config.q_tile_rows});
+  field("max_tile_rows", int64_t{plan.max_tile_rows});  // taller for long prompts (heuristics.h)
   field("kv_chunk_tokens", int64_t{plan.config.kv_chunk_tokens});
   field("split_tokens", int64_t{plan.config.split_tokens});
 }
