@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -153,11 +154,36 @@ TEST(Cpu, LongPrefillSpansSeveralTiles) {
   }
 }
 
+// Sets RPA_CPU_AMX=0 (the AMX paths off) for its lifetime when `off`, and
+// then restores what the variable was, even when an assertion returns early.
+class AmxOff {
+ public:
+  explicit AmxOff(bool off = true) : off_(off) {
+    if (!off_) return;
+    if (const char* v = std::getenv("RPA_CPU_AMX")) before_ = v;
+    setenv("RPA_CPU_AMX", "0", 1);
+  }
+  ~AmxOff() {
+    if (!off_) return;
+    if (before_) {
+      setenv("RPA_CPU_AMX", before_->c_str(), 1);
+    } else {
+      unsetenv("RPA_CPU_AMX");
+    }
+  }
+  AmxOff(const AmxOff&) = delete;
+  AmxOff& operator=(const AmxOff&) = delete;
+
+ private:
+  bool off_;
+  std::optional<std::string> before_;
+};
+
 // On AMX machines bf16 prefill runs on tiles; the AVX-512 path that every
 // other AVX512_BF16 machine runs is checked here with AMX turned off.
 TEST(Cpu, Bf16WithoutAmx) {
   if (!cpu::has_amx_bf16()) GTEST_SKIP() << "no AMX: the other tests run this path";
-  ASSERT_EQ(setenv("RPA_CPU_AMX", "0", 1), 0);
+  const AmxOff amx_off;
   for (uint64_t seed = 500; seed < 512; ++seed) {
     gen::BatchSpec spec = random_spec(seed);
     spec.dtype = DType::kBF16;
@@ -166,7 +192,6 @@ TEST(Cpu, Bf16WithoutAmx) {
     expect_close(batch, run_cpu_plan(batch, small_config(batch.spec.page_size, seed), 2),
                  run_reference_backend(batch));
   }
-  ASSERT_EQ(unsetenv("RPA_CPU_AMX"), 0);
 }
 
 TEST(Cpu, EveryCompiledTarget) {
@@ -192,9 +217,7 @@ TEST(Cpu, LiveNanInAPromptReachesTheRowsThatSeeIt) {
   for (const DType dtype : {DType::kBF16, DType::kF32}) {
     for (const bool amx : {true, false}) {
       if (!amx && dtype == DType::kF32) continue;
-      if (!amx) {
-        ASSERT_EQ(setenv("RPA_CPU_AMX", "0", 1), 0);
-      }
+      const AmxOff amx_off(!amx);
       for (const bool in_k : {true, false}) {
         gen::BatchSpec spec;
         spec.dtype = spec.out_dtype = dtype;
@@ -244,9 +267,6 @@ TEST(Cpu, LiveNanInAPromptReachesTheRowsThatSeeIt) {
         // The other slot's row.
         EXPECT_TRUE(std::isfinite(value(40, 0, kD)));
       }
-      if (!amx) {
-        ASSERT_EQ(unsetenv("RPA_CPU_AMX"), 0);
-      }
     }
   }
 }
@@ -259,9 +279,7 @@ TEST(Cpu, LiveNanInAPromptReachesTheRowsThatSeeIt) {
 TEST(Cpu, ScoresRisingPastTheLazyMarginMatchTheReference) {
   for (const auto& [dtype, amx] : {std::pair{DType::kBF16, true}, std::pair{DType::kBF16, false},
                                    std::pair{DType::kF32, true}}) {
-    if (!amx) {
-      ASSERT_EQ(setenv("RPA_CPU_AMX", "0", 1), 0);
-    }
+    const AmxOff amx_off(!amx);
     gen::BatchSpec spec;
     spec.dtype = spec.out_dtype = dtype;
     spec.heads_per_kv = 4;
@@ -289,9 +307,6 @@ TEST(Cpu, ScoresRisingPastTheLazyMarginMatchTheReference) {
     // |s| 2^-24 of each p (the two-pass softmax misses by the same 1.1e-5).
     const double bound = dtype == DType::kF32 ? 3e-5 : 0.0;
     expect_close(batch, run_cpu_plan(batch, {}, 2), run_reference_backend(batch), bound);
-    if (!amx) {
-      ASSERT_EQ(unsetenv("RPA_CPU_AMX"), 0);
-    }
   }
 }
 

@@ -170,6 +170,7 @@ RPA_AMX_ATTR void amx_scores(const uint16_t* kc, const uint32_t* qv, int64_t pad
 // Half by half: tiles 2-5 hold the half's P (its four 32-key A tiles); per
 // pair of 16-dim columns, their o blocks are loaded into tiles 0 and 1, take
 // the four key groups' products (V in tiles 6 and 7) and are stored back.
+// Tile numbers are immediates, so the groups are spelled out one by one.
 static_assert(kAmxKeys == 4 * 32, "amx_accumulate names one P tile per 32 keys");
 RPA_AMX_ATTR void amx_accumulate(const uint16_t* p, const uint32_t* vt, int64_t head_dim,
                                  int64_t keys, float* o) {
