@@ -310,6 +310,45 @@ TEST(Cpu, ScoresRisingPastTheLazyMarginMatchTheReference) {
   }
 }
 
+// A negative softmax scale (the contract takes any finite one) makes the
+// smallest raw score the largest scaled one. Here the scaled scores fall by
+// 0.8 per key, 102 across the first 128-key chunk, so a max taken of the raw
+// scores would overflow exp(s - m); every prefill path still matches the
+// reference.
+TEST(Cpu, NegativeScaleMatchesTheReference) {
+  for (const auto& [dtype, amx] : {std::pair{DType::kBF16, true}, std::pair{DType::kBF16, false},
+                                   std::pair{DType::kF32, true}}) {
+    const AmxOff amx_off(!amx);
+    gen::BatchSpec spec;
+    spec.dtype = spec.out_dtype = dtype;
+    spec.heads_per_kv = 4;
+    spec.num_kv_heads = 1;
+    spec.head_dim = 64;
+    spec.page_size = 16;
+    spec.batch_capacity = 1;
+    spec.slots = {{48, 112}};  // keys 0-159
+    spec.slot_positions = {0};
+    spec.lse = true;
+    const int64_t dim = spec.head_dim;
+    const float inv_scale = std::sqrt(static_cast<float>(dim));
+    spec.options.scale = -1.0f / inv_scale;
+    gen::Batch batch = gen::generate(spec);
+    for (int64_t t = 0; t < 48 * spec.heads_per_kv; ++t) {
+      store_from_f32(batch.q.data(), dtype, t * dim, 1.0f);
+    }
+    for (int64_t n = 0; n < 160; ++n) {
+      const int64_t page = batch.block_table[n / spec.page_size];
+      const int64_t token = page * spec.page_size + n % spec.page_size;
+      store_from_f32(batch.k_cache.data(), dtype, token * dim,
+                     0.8f * static_cast<float>(n) * inv_scale);
+    }
+    SCOPED_TRACE(std::string(dtype_name(dtype)) + (amx ? "" : " RPA_CPU_AMX=0"));
+    // Logits down to -128: f32 rounding as in the rising-scores test.
+    const double bound = dtype == DType::kF32 ? 1e-4 : 0.0;
+    expect_close(batch, run_cpu_plan(batch, {}, 2), run_reference_backend(batch), bound);
+  }
+}
+
 // Edge cases at tile, page and window boundaries, each with and without small
 // plan sizes. The planner's tile is 256 / heads_per_kv = 64 rows here, and
 // 512 / heads_per_kv = 128 for slots of 1024 rows or more.

@@ -60,22 +60,23 @@ HWY_INLINE void TwoPassSoftmax(const PrefillScratch& st, int64_t lane0, float* s
   const auto lo_m1 = hn::Load(di, st.lo_m1 + lane0);
   const auto hi = hn::Load(di, st.hi + lane0);
   VF vmax = neg_inf;
-  // Without mask or cap, the scaled max is the raw max times the scale (> 0,
-  // and rounding keeps the order): the scores are read, not rewritten, and
-  // the exponential below scales them in its first multiply.
+  // Without mask or cap the scores are read, not rewritten: the exponential
+  // below scales them in its first multiply. (The scale may be negative, so
+  // the max is of the scaled scores.)
   constexpr bool kPlain = !kMasked && !kCapped;
   if constexpr (kPlain) {
     // Four running maxima: one would wait out vmaxps's latency per key.
+    const VF vscale = hn::Set(df, scale);
     VF v1 = neg_inf, v2 = neg_inf, v3 = neg_inf;
     int64_t n = 0;
     for (; n + 4 <= nk; n += 4) {
-      vmax = hn::Max(vmax, hn::Load(df, s + n * bl));
-      v1 = hn::Max(v1, hn::Load(df, s + (n + 1) * bl));
-      v2 = hn::Max(v2, hn::Load(df, s + (n + 2) * bl));
-      v3 = hn::Max(v3, hn::Load(df, s + (n + 3) * bl));
+      vmax = hn::Max(vmax, hn::Mul(hn::Load(df, s + n * bl), vscale));
+      v1 = hn::Max(v1, hn::Mul(hn::Load(df, s + (n + 1) * bl), vscale));
+      v2 = hn::Max(v2, hn::Mul(hn::Load(df, s + (n + 2) * bl), vscale));
+      v3 = hn::Max(v3, hn::Mul(hn::Load(df, s + (n + 3) * bl), vscale));
     }
-    for (; n < nk; ++n) vmax = hn::Max(vmax, hn::Load(df, s + n * bl));
-    vmax = hn::Mul(hn::Max(hn::Max(vmax, v1), hn::Max(v2, v3)), hn::Set(df, scale));
+    for (; n < nk; ++n) vmax = hn::Max(vmax, hn::Mul(hn::Load(df, s + n * bl), vscale));
+    vmax = hn::Max(hn::Max(vmax, v1), hn::Max(v2, v3));
   } else {
     for (int64_t n = 0; n < nk; ++n) {
       VF x = hn::Mul(hn::Load(df, s + n * bl), hn::Set(df, scale));
