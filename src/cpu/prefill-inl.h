@@ -47,6 +47,14 @@ namespace rpa::cpu::HWY_NAMESPACE {
 // used.
 inline constexpr float kLazyMargin = 8.0f;
 
+// x where lane j sees `key` (lo_m1[j] < key < hi[j]), -inf in the others.
+HWY_INLINE VF SeenOnly(hn::Vec<DI> lo_m1, hn::Vec<DI> hi, int64_t key, VF x) {
+  const DF df;
+  const auto k = hn::Set(DI(), static_cast<int32_t>(key));
+  const auto visible = hn::And(hn::Lt(lo_m1, k), hn::Lt(k, hi));
+  return hn::IfThenElse(hn::RebindMask(df, visible), x, hn::Set(df, kNegInf));
+}
+
 // The softmax of one 16-lane half of an m-block, lanes [lane0, lane0 +
 // lanes) whose scores st[n][...] start at s, in two passes: the max, then
 // the probabilities.
@@ -83,11 +91,7 @@ HWY_INLINE void TwoPassSoftmax(const PrefillScratch& st, int64_t lane0, float* s
       if constexpr (kCapped) {
         x = hn::Mul(hn::Set(df, cap), hn::Tanh(df, hn::Mul(x, hn::Set(df, 1.0f / cap))));
       }
-      if constexpr (kMasked) {
-        const auto key = hn::Set(di, static_cast<int32_t>(key0 + n));
-        const auto visible = hn::And(hn::Lt(lo_m1, key), hn::Lt(key, hi));
-        x = hn::IfThenElse(hn::RebindMask(df, visible), x, neg_inf);
-      }
+      if constexpr (kMasked) x = SeenOnly(lo_m1, hi, key0 + n, x);
       hn::Store(x, df, s + n * bl);
       vmax = hn::Max(vmax, x);
     }
@@ -149,11 +153,7 @@ void BlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t nk,
     // t = (s scale - shift) log2 e, -inf where the lane does not see the key.
     auto exponent = [&](int64_t n, VF shift_log2e) {
       VF t = hn::MulSub(hn::Load(df, s + n * bl), scale_log2e, shift_log2e);
-      if constexpr (kMasked) {
-        const auto key = hn::Set(di, static_cast<int32_t>(key0 + n));
-        const auto visible = hn::And(hn::Lt(lo_m1, key), hn::Lt(key, hi));
-        t = hn::IfThenElse(hn::RebindMask(df, visible), t, neg_inf);
-      }
+      if constexpr (kMasked) t = SeenOnly(lo_m1, hi, key0 + n, t);
       return t;
     };
     VF shift_log2e = hn::Mul(m_old, hn::Set(df, kLog2e));
@@ -174,11 +174,7 @@ void BlockSoftmax(const PrefillScratch& st, int64_t b, int64_t key0, int64_t nk,
       VF vmax = neg_inf;
       for (int64_t j = n; j < nk; ++j) {
         VF x = hn::Mul(hn::Load(df, s + j * bl), hn::Set(df, scale));
-        if constexpr (kMasked) {
-          const auto key = hn::Set(di, static_cast<int32_t>(key0 + j));
-          const auto visible = hn::And(hn::Lt(lo_m1, key), hn::Lt(key, hi));
-          x = hn::IfThenElse(hn::RebindMask(df, visible), x, neg_inf);
-        }
+        if constexpr (kMasked) x = SeenOnly(lo_m1, hi, key0 + j, x);
         vmax = hn::Max(vmax, x);
       }
       const auto keep = hn::Le(hn::Max(m_old, vmax), hn::Add(m_old, hn::Set(df, kLazyMargin)));
