@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -271,6 +272,40 @@ TEST(Cpu, LiveNanInAPromptReachesTheRowsThatSeeIt) {
   }
 }
 
+// The three prefill paths: AMX tiles, bf16 vectors (RPA_CPU_AMX=0), f32.
+constexpr std::array<std::pair<DType, bool>, 3> kPrefillPaths = {
+    std::pair{DType::kBF16, true}, std::pair{DType::kBF16, false}, std::pair{DType::kF32, true}};
+
+// One 48-row prompt after `context` keys (GQA 4, one kv head, head_dim 64,
+// softmax scale `scale`) whose every query row scores key n about score(n):
+// q's first element is 1 and K row n's is score(n) / scale; the generated
+// rest of the rows adds a little noise.
+template <typename ScoreFn>
+gen::Batch scored_prompt(DType dtype, int32_t context, float scale, const ScoreFn& score) {
+  gen::BatchSpec spec;
+  spec.dtype = spec.out_dtype = dtype;
+  spec.heads_per_kv = 4;
+  spec.num_kv_heads = 1;
+  spec.head_dim = 64;
+  spec.page_size = 16;
+  spec.batch_capacity = 1;
+  spec.slots = {{48, context}};
+  spec.slot_positions = {0};
+  spec.lse = true;
+  spec.options.scale = scale;
+  gen::Batch batch = gen::generate(spec);
+  const int64_t dim = spec.head_dim;
+  for (int64_t t = 0; t < 48 * spec.heads_per_kv; ++t) {
+    store_from_f32(batch.q.data(), dtype, t * dim, 1.0f);
+  }
+  for (int64_t n = 0; n < context + 48; ++n) {
+    const int64_t page = batch.block_table[n / spec.page_size];
+    const int64_t token = page * spec.page_size + n % spec.page_size;
+    store_from_f32(batch.k_cache.data(), dtype, token * dim, score(n) / scale);
+  }
+  return batch;
+}
+
 // Scores that rise along the keys pass a lane's lazy reference m halfway
 // through chunks, once the lane has a state: the one-pass softmax then rescales
 // the probabilities it already wrote (BlockSoftmax). The rise of 0.12 per key
@@ -278,31 +313,12 @@ TEST(Cpu, LiveNanInAPromptReachesTheRowsThatSeeIt) {
 // overflow exp(s - m) against the old m; the result still matches the
 // reference, on every prefill path (AMX, bf16 vectors, f32).
 TEST(Cpu, ScoresRisingPastTheLazyMarginMatchTheReference) {
-  for (const auto& [dtype, amx] : {std::pair{DType::kBF16, true}, std::pair{DType::kBF16, false},
-                                   std::pair{DType::kF32, true}}) {
+  for (const auto& [dtype, amx] : kPrefillPaths) {
     const AmxOff amx_off(!amx);
-    gen::BatchSpec spec;
-    spec.dtype = spec.out_dtype = dtype;
-    spec.heads_per_kv = 4;
-    spec.num_kv_heads = 1;
-    spec.head_dim = 64;
-    spec.page_size = 16;
-    spec.batch_capacity = 1;
-    spec.slots = {{48, 400}};  // keys 0-447 in chunks of 128
-    spec.slot_positions = {0};
-    spec.lse = true;
-    gen::Batch batch = gen::generate(spec);
-    const int64_t dim = spec.head_dim;
-    const float inv_scale = std::sqrt(static_cast<float>(dim));
-    for (int64_t t = 0; t < 48 * spec.heads_per_kv; ++t) {
-      store_from_f32(batch.q.data(), dtype, t * dim, 1.0f);
-    }
-    for (int64_t n = 0; n < 448; ++n) {
-      const int64_t page = batch.block_table[n / spec.page_size];
-      const int64_t token = page * spec.page_size + n % spec.page_size;
-      const float score = 0.12f * static_cast<float>(n) + (n >= 300 ? 100.0f : 0.0f);
-      store_from_f32(batch.k_cache.data(), dtype, token * dim, score * inv_scale);
-    }
+    // Keys 0-447 in chunks of 128.
+    const gen::Batch batch = scored_prompt(dtype, 400, 0.125f, [](int64_t n) {
+      return 0.12f * static_cast<float>(n) + (n >= 300 ? 100.0f : 0.0f);
+    });
     SCOPED_TRACE(std::string(dtype_name(dtype)) + (amx ? "" : " RPA_CPU_AMX=0"));
     // Logits up to 154: f32's rounding of s * scale * log2 e alone costs
     // about |s| 2^-24 of each p (5e-5 here; 1.1e-5 with logits up to 54,
@@ -318,32 +334,11 @@ TEST(Cpu, ScoresRisingPastTheLazyMarginMatchTheReference) {
 // scores would overflow exp(s - m); every prefill path still matches the
 // reference.
 TEST(Cpu, NegativeScaleMatchesTheReference) {
-  for (const auto& [dtype, amx] : {std::pair{DType::kBF16, true}, std::pair{DType::kBF16, false},
-                                   std::pair{DType::kF32, true}}) {
+  for (const auto& [dtype, amx] : kPrefillPaths) {
     const AmxOff amx_off(!amx);
-    gen::BatchSpec spec;
-    spec.dtype = spec.out_dtype = dtype;
-    spec.heads_per_kv = 4;
-    spec.num_kv_heads = 1;
-    spec.head_dim = 64;
-    spec.page_size = 16;
-    spec.batch_capacity = 1;
-    spec.slots = {{48, 112}};  // keys 0-159
-    spec.slot_positions = {0};
-    spec.lse = true;
-    const int64_t dim = spec.head_dim;
-    const float inv_scale = std::sqrt(static_cast<float>(dim));
-    spec.options.scale = -1.0f / inv_scale;
-    gen::Batch batch = gen::generate(spec);
-    for (int64_t t = 0; t < 48 * spec.heads_per_kv; ++t) {
-      store_from_f32(batch.q.data(), dtype, t * dim, 1.0f);
-    }
-    for (int64_t n = 0; n < 160; ++n) {
-      const int64_t page = batch.block_table[n / spec.page_size];
-      const int64_t token = page * spec.page_size + n % spec.page_size;
-      store_from_f32(batch.k_cache.data(), dtype, token * dim,
-                     0.8f * static_cast<float>(n) * inv_scale);
-    }
+    // Keys 0-159.
+    const gen::Batch batch = scored_prompt(
+        dtype, 112, -0.125f, [](int64_t n) { return -0.8f * static_cast<float>(n); });
     SCOPED_TRACE(std::string(dtype_name(dtype)) + (amx ? "" : " RPA_CPU_AMX=0"));
     // Logits down to -128: f32 rounding as in the rising-scores test.
     const double bound = dtype == DType::kF32 ? 1e-4 : 0.0;
