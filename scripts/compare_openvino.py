@@ -4,7 +4,12 @@
 OpenVINO's side is one ov.Model holding a single PagedAttentionExtension op
 (the op OpenVINO GenAI and vLLM's OpenVINO backend put in every attention
 layer), compiled for CPU with bf16 inference precision, a bf16 K/V cache, one
-stream and --threads threads. Its inputs are the token-packed q, k and v of
+stream and --threads threads. Where the plugin has no bf16 cache (its AVX2
+build asks for f32), --precision auto (the default) compiles it with f32
+q/k/v, f32 cache and f32 inference precision instead and says so; the
+values stay bf16-representable, so both sides read the same numbers, and rpa
+keeps its bf16 scenarios (its bf16 cache is what it offers there), with
+prefill-f32 (rpa all-f32, against OpenVINO's f32 prefill) added. Its inputs are the token-packed q, k and v of
 the new rows, the paged key and value caches, and the vLLM-style metadata:
 past_lens, subsequence_begins, block_indices, block_indices_begins and
 max_context_len. The cache's block size is the one the CPU plugin asks for:
@@ -42,6 +47,7 @@ useful GFLOP/s of each at its fastest round.
 Usage (docs/benchmarks.md, "OpenVINO's paged attention, side by side"):
   python3 scripts/compare_openvino.py [--rounds 2] [--scenarios prefill ...]
       [--threads 2] [--rpa build/rpa] [--repeat 5] [--warmup 2] [--check-only]
+      [--precision auto|bf16|f32]
 
 Needs `pip install openvino` (which brings numpy). Writes no files.
 """
@@ -63,7 +69,10 @@ SCENARIOS = {
     "prefill": [(0, 2048)],
     "prefill-chunk": [(3584, 512)],
     "decode-long": [(8191, 1)] * 8,
+    # rpa all-f32; OpenVINO as compiled (meant for --precision f32).
+    "prefill-f32": [(0, 2048)],
 }
+DEFAULT_SCENARIOS = ["prefill", "prefill-chunk", "decode-long"]
 # The correctness batch: a fresh prompt, a chunk on context, decode rows (one
 # on a block boundary), a one-token prompt.
 CHECK_SEQS = [(0, 37), (45, 20), (70, 1), (31, 1), (0, 1)]
@@ -82,9 +91,10 @@ def log(message):
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=2, help="alternation rounds (default 2)")
-    p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS),
+    p.add_argument("--scenarios", nargs="+", default=None,
                    help="scenarios, space- or comma-separated (default: "
-                        + " ".join(SCENARIOS) + ")")
+                        + " ".join(DEFAULT_SCENARIOS) + ", and prefill-f32 when OpenVINO "
+                        "runs f32)")
     p.add_argument("--threads", type=int, default=2,
                    help="OpenVINO's INFERENCE_NUM_THREADS and rpa's --threads (default 2)")
     p.add_argument("--rpa", default="build/rpa", help="the rpa executable (default build/rpa)")
@@ -93,10 +103,14 @@ def parse_args(argv):
                         "(default 5)")
     p.add_argument("--warmup", type=int, default=2,
                    help="untimed infer() calls before each OpenVINO series (default 2)")
+    p.add_argument("--precision", choices=["auto", "bf16", "f32"], default="auto",
+                   help="OpenVINO's q/k/v, cache and inference precision; auto = bf16, or "
+                        "f32 where the plugin has no bf16 cache (default auto)")
     p.add_argument("--check-only", action="store_true",
                    help="compile, run the correctness checks and stop (rpa is not run)")
     args = p.parse_args(argv)
-    names = [n for item in args.scenarios for n in item.split(",") if n]
+    args.default_scenarios = args.scenarios is None
+    names = [n for item in (args.scenarios or DEFAULT_SCENARIOS) for n in item.split(",") if n]
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         p.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
@@ -137,7 +151,7 @@ def random_bf16(np, rng, shape, low=-1.0, high=1.0):
 
 # ---------------------------------------------------------------- OpenVINO model
 
-def build_model(ov):
+def build_model(ov, io_type):
     """One PagedAttentionExtension op over Parameters for the per-call inputs."""
     from openvino import op
 
@@ -150,10 +164,10 @@ def build_model(ov):
     def const(ov_type, shape, values):
         return op.Constant(ov_type, ov.Shape(shape), values)
 
-    i32, f32, bf16 = ov.Type.i32, ov.Type.f32, ov.Type.bf16
-    q = param([-1, NUM_HEADS * HEAD_DIM], bf16, "q")
-    k = param([-1, NUM_KV_HEADS * HEAD_DIM], bf16, "k")
-    v = param([-1, NUM_KV_HEADS * HEAD_DIM], bf16, "v")
+    i32, f32 = ov.Type.i32, ov.Type.f32
+    q = param([-1, NUM_HEADS * HEAD_DIM], io_type, "q")
+    k = param([-1, NUM_KV_HEADS * HEAD_DIM], io_type, "k")
+    v = param([-1, NUM_KV_HEADS * HEAD_DIM], io_type, "v")
     # Cache shape and precision are left to the plugin, which fixes both
     # (block size included) at compile time.
     key_cache = param([-1, NUM_KV_HEADS, -1, -1], ov.Type.dynamic, "key_cache.0")
@@ -182,7 +196,7 @@ def build_model(ov):
         const(f32, [0], []),            # 17 xattention_threshold: empty = off
         const(i32, [], [64]),           # 18 xattention_block_size
         const(i32, [], [8]),            # 19 xattention_stride
-        const(bf16, [0], []),           # 20 sinks: none
+        const(io_type, [0], []),        # 20 sinks: none
         const(i32, [], [0]),            # 21 adaptive_rkv_start_size: off
         const(i32, [0], []),            # 22 adaptive_rkv_evictable_sizes
         const(i32, [0], []),            # 23 adaptive_rkv_diversity_block_set_indices
@@ -204,16 +218,20 @@ def build_model(ov):
 
 
 class OpenVino:
-    """The compiled op, its infer request and the cache geometry the plugin chose."""
+    """The compiled op, its infer request and the cache geometry the plugin chose.
 
-    CONFIG = {"INFERENCE_PRECISION_HINT": "bf16", "KV_CACHE_PRECISION": "bf16",
-              "NUM_STREAMS": "1"}
+    `precision` ("bf16" or "f32") is the type of q, k, v, the cache and the
+    output, and the inference precision. Arrays of this side hold uint16 bf16
+    bits (bf16) or float32 values (f32); `values` and `as_f32` convert.
+    """
 
-    def __init__(self, ov, np, threads):
-        self.ov, self.np = ov, np
+    def __init__(self, ov, np, threads, precision):
+        self.ov, self.np, self.precision = ov, np, precision
+        self.io_type = ov.Type.bf16 if precision == "bf16" else ov.Type.f32
         core = ov.Core()
-        config = dict(self.CONFIG, INFERENCE_NUM_THREADS=str(threads))
-        self.compiled = core.compile_model(build_model(ov), "CPU", config)
+        config = {"INFERENCE_PRECISION_HINT": precision, "KV_CACHE_PRECISION": precision,
+                  "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": str(threads)}
+        self.compiled = core.compile_model(build_model(ov, self.io_type), "CPU", config)
         self.request = self.compiled.create_infer_request()
         self.properties = {}
         for key in ("INFERENCE_PRECISION_HINT", "KEY_CACHE_PRECISION", "VALUE_CACHE_PRECISION",
@@ -231,12 +249,20 @@ class OpenVino:
                     shapes[name] = (port.get_partial_shape(), port.get_element_type())
         (kshape, ktype), (vshape, vtype) = shapes["key_cache.0"], shapes["value_cache.0"]
         dims = [d.get_length() if d.is_static else None for d in kshape]
-        if (ktype != ov.Type.bf16 or vtype != ov.Type.bf16 or str(kshape) != str(vshape)
+        if (ktype != self.io_type or vtype != self.io_type or str(kshape) != str(vshape)
                 or len(dims) != 4 or dims[1] != NUM_KV_HEADS or dims[3] != HEAD_DIM
                 or dims[2] is None):
             fail(f"unexpected cache inputs: key {kshape} {ktype}, value {vshape} {vtype} "
-                 "(expected bf16 [blocks, kv_heads, block_size, head_dim])")
+                 f"(expected {precision} [blocks, kv_heads, block_size, head_dim])")
         self.block_size = dims[2]
+
+    def values(self, bits):
+        """bf16 bits as this side's arrays hold them."""
+        return bits if self.precision == "bf16" else from_bf16_bits(self.np, bits)
+
+    def as_f32(self, array):
+        """One of this side's arrays as f32 values."""
+        return from_bf16_bits(self.np, array) if self.precision == "bf16" else array
 
     def tensor(self, array, ov_type):
         """An ov.Tensor sharing `array`'s memory (uint16 bits for bf16)."""
@@ -251,9 +277,10 @@ class Problem:
         bs = engine.block_size
         rng = np.random.default_rng(seed)
         rows = sum(new for _, new in seqs)
-        self.q = random_bf16(np, rng, (rows, NUM_HEADS * HEAD_DIM))
-        self.k = random_bf16(np, rng, (rows, NUM_KV_HEADS * HEAD_DIM))
-        self.v = random_bf16(np, rng, (rows, NUM_KV_HEADS * HEAD_DIM))
+        values = engine.values
+        self.q = values(random_bf16(np, rng, (rows, NUM_HEADS * HEAD_DIM)))
+        self.k = values(random_bf16(np, rng, (rows, NUM_KV_HEADS * HEAD_DIM)))
+        self.v = values(random_bf16(np, rng, (rows, NUM_KV_HEADS * HEAD_DIM)))
         counts = [math.ceil((past + new) / bs) for past, new in seqs]
         pool_blocks = sum(counts) + spare_blocks
         order = rng.permutation(pool_blocks).astype(np.int32)
@@ -262,8 +289,8 @@ class Problem:
             self.tables.append(order[start:start + n])
             start += n
         shape = (pool_blocks, NUM_KV_HEADS, bs, HEAD_DIM)
-        self.k_pool = random_bf16(np, rng, shape)
-        self.v_pool = random_bf16(np, rng, shape)
+        self.k_pool = values(random_bf16(np, rng, shape))
+        self.v_pool = values(random_bf16(np, rng, shape))
         if garbage:
             # Slots no sequence owns (spare blocks, a last block's tail) get
             # large values, so that reading one shows in the check.
@@ -272,7 +299,7 @@ class Problem:
                 tokens = np.arange(past + new)
                 owned[table[tokens // bs], tokens % bs] = True
             for pool in (self.k_pool, self.v_pool):
-                junk = random_bf16(np, rng, shape, -8.0, 8.0)
+                junk = values(random_bf16(np, rng, shape, -8.0, 8.0))
                 pool.transpose(0, 2, 1, 3)[~owned] = junk.transpose(0, 2, 1, 3)[~owned]
         i32 = np.int32
         self.meta = {
@@ -286,19 +313,21 @@ class Problem:
 
     def bind(self):
         """Points the infer request at this problem's arrays (shared, not copied)."""
-        e, bf16, i32 = self.engine, self.engine.ov.Type.bf16, self.engine.ov.Type.i32
+        e, i32 = self.engine, self.engine.ov.Type.i32
         req = e.request
         for name, array in (("q", self.q), ("k", self.k), ("v", self.v),
                             ("key_cache.0", self.k_pool), ("value_cache.0", self.v_pool)):
-            req.set_tensor(name, e.tensor(array, bf16))
+            req.set_tensor(name, e.tensor(array, e.io_type))
         for name, array in self.meta.items():
             req.set_tensor(name, e.tensor(array, i32))
 
     def output(self):
         """The last call's output as f32 [rows, heads, head_dim]."""
         out = self.engine.request.get_output_tensor(0)
-        bits = self.np.array(out.data, copy=True).view(self.np.uint16)
-        return from_bf16_bits(self.np, bits).reshape(-1, NUM_HEADS, HEAD_DIM)
+        data = self.np.array(out.data, copy=True)
+        if self.engine.precision == "bf16":
+            data = from_bf16_bits(self.np, data.view(self.np.uint16))
+        return data.astype(self.np.float32).reshape(-1, NUM_HEADS, HEAD_DIM)
 
     def reference(self, seq, rows, causal=True, gqa="grouped"):
         """f32 attention for rows `rows` (indices into the sequence's new rows) of `seq`.
@@ -312,17 +341,18 @@ class Problem:
         begin = int(self.meta["subsequence_begins"][seq])
         tokens = np.arange(past)
         blocks, slots = self.tables[seq][tokens // bs], tokens % bs
-        keys = [from_bf16_bits(np, self.k_pool[blocks, :, slots, :]),
-                from_bf16_bits(np, self.k[begin:begin + new]).reshape(new, NUM_KV_HEADS, HEAD_DIM)]
-        vals = [from_bf16_bits(np, self.v_pool[blocks, :, slots, :]),
-                from_bf16_bits(np, self.v[begin:begin + new]).reshape(new, NUM_KV_HEADS, HEAD_DIM)]
+        f32 = self.engine.as_f32
+        keys = [f32(self.k_pool[blocks, :, slots, :]),
+                f32(self.k[begin:begin + new]).reshape(new, NUM_KV_HEADS, HEAD_DIM)]
+        vals = [f32(self.v_pool[blocks, :, slots, :]),
+                f32(self.v[begin:begin + new]).reshape(new, NUM_KV_HEADS, HEAD_DIM)]
         k = np.concatenate(keys).transpose(1, 0, 2)  # [kv_heads, keys, d]
         v = np.concatenate(vals).transpose(1, 0, 2)
         group = NUM_HEADS // NUM_KV_HEADS
         heads = np.arange(NUM_HEADS)
         kv_of = heads // group if gqa == "grouped" else heads % NUM_KV_HEADS
         rows = np.asarray(rows)
-        q = from_bf16_bits(np, self.q[begin + rows]).reshape(len(rows), NUM_HEADS, HEAD_DIM)
+        q = f32(self.q[begin + rows]).reshape(len(rows), NUM_HEADS, HEAD_DIM)
         s = np.einsum("rhd,hkd->rhk", q, k[kv_of]) * np.float32(SCALE)
         if causal:
             visible = np.arange(past + new)[None, :] <= (past + rows)[:, None]
@@ -418,11 +448,28 @@ def main(argv):
         fail(f"{e}: run `python3 -m pip install openvino` (it brings numpy)")
 
     log(f"compiling PagedAttentionExtension for CPU ({args.threads} threads)")
-    engine = OpenVino(ov, np, args.threads)
+    if args.precision != "auto":
+        try:
+            engine = OpenVino(ov, np, args.threads, args.precision)
+        except RuntimeError as e:
+            fail(f"OpenVINO cannot compile the op with --precision {args.precision}: "
+                 f"{str(e).strip().splitlines()[-1]}")
+    else:
+        try:
+            engine = OpenVino(ov, np, args.threads, "bf16")
+        except RuntimeError as e:
+            # The AVX2 build of the CPU plugin: "expect kvcache type f32".
+            log(f"OpenVINO refused a bf16 cache ({str(e).strip().splitlines()[-1]}); using f32")
+            engine = OpenVino(ov, np, args.threads, "f32")
+    if args.default_scenarios and engine.precision == "f32":
+        args.scenarios.append("prefill-f32")
     print(f"CPU: {cpu_model()}")
     print(f"OpenVINO {ov.__version__}: PagedAttentionExtension on CPU, "
           + ", ".join(f"{k}={v}" for k, v in engine.properties.items()))
-    print(f"cache: bf16 [blocks, {NUM_KV_HEADS} kv heads, block size {engine.block_size}, "
+    print(f"OpenVINO side: q/k/v, cache and output {engine.precision}; rpa side: its "
+          "scenarios as named (bf16, prefill-f32 f32)")
+    print(f"cache: {engine.precision} [blocks, {NUM_KV_HEADS} kv heads, "
+          f"block size {engine.block_size}, "
           f"{HEAD_DIM}] as the plugin asks (rpa: page size 16); block tables randomly "
           "permuted through each pool")
 
