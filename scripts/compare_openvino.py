@@ -9,10 +9,11 @@ build asks for f32), --precision auto (the default) compiles it with f32
 q/k/v, f32 cache and f32 inference precision instead and says so; the
 values stay bf16-representable, so both sides read the same numbers, and rpa
 keeps its bf16 scenarios (its bf16 cache is what it offers there), with
-prefill-f32 (rpa all-f32, against OpenVINO's f32 prefill) added. Its inputs are the token-packed q, k and v of
-the new rows, the paged key and value caches, and the vLLM-style metadata:
-past_lens, subsequence_begins, block_indices, block_indices_begins and
-max_context_len. The cache's block size is the one the CPU plugin asks for:
+prefill-f32 (rpa all-f32, against OpenVINO's f32 prefill) added.
+
+Its inputs are the token-packed q, k and v of the new rows, the paged key
+and value caches, and the vLLM-style metadata: past_lens,
+subsequence_begins, block_indices, block_indices_begins and max_context_len. The cache's block size is the one the CPU plugin asks for:
 the third dimension of the compiled model's key_cache input (32 for a bf16
 cache with OpenVINO 2026.x on x86), not rpa's 16. Each sequence's blocks are
 a random permutation of the pool. The context keys and values are written
@@ -30,6 +31,7 @@ Scenarios (bench/scenarios.cc), all 32 query heads on 8 KV heads, head_dim
   prefill        one fresh 2048-token prompt
   prefill-chunk  512 new rows on 3584 tokens of context
   decode-long    8 decode rows, each seeing 8192 keys (8191 context + itself)
+  prefill-f32    prefill with rpa all-f32 (default only when OpenVINO runs f32)
 
 Before timing, OpenVINO's output is checked against a NumPy f32 reference on
 a small mixed batch (a prompt, a chunk on context, decode rows, unowned cache
