@@ -13,9 +13,10 @@ prefill-f32 (rpa all-f32, against OpenVINO's f32 prefill) added.
 
 Its inputs are the token-packed q, k and v of the new rows, the paged key
 and value caches, and the vLLM-style metadata: past_lens,
-subsequence_begins, block_indices, block_indices_begins and max_context_len. The cache's block size is the one the CPU plugin asks for:
-the third dimension of the compiled model's key_cache input (32 for a bf16
-cache with OpenVINO 2026.x on x86), not rpa's 16. Each sequence's blocks are
+subsequence_begins, block_indices, block_indices_begins and max_context_len.
+The cache's block size is the one the CPU plugin asks for: the third
+dimension of the compiled model's key_cache input (32 for a bf16 cache with
+OpenVINO 2026.x on x86), not rpa's 16. Each sequence's blocks are
 a random permutation of the pool. The context keys and values are written
 into the cache by this script (random, uniform in [-1, 1), rounded to bf16);
 the new rows' k and v are written into the cache by the op itself, on every
