@@ -264,8 +264,10 @@ class OpenVino:
         return bits if self.precision == "bf16" else from_bf16_bits(self.np, bits)
 
     def as_f32(self, array):
-        """One of this side's arrays as f32 values."""
-        return from_bf16_bits(self.np, array) if self.precision == "bf16" else array
+        """One of this side's arrays (or its output's data) as f32 values."""
+        if self.precision == "bf16":
+            return from_bf16_bits(self.np, array.view(self.np.uint16))
+        return array
 
     def tensor(self, array, ov_type):
         """An ov.Tensor sharing `array`'s memory (uint16 bits for bf16)."""
@@ -328,9 +330,7 @@ class Problem:
         """The last call's output as f32 [rows, heads, head_dim]."""
         out = self.engine.request.get_output_tensor(0)
         data = self.np.array(out.data, copy=True)
-        if self.engine.precision == "bf16":
-            data = from_bf16_bits(self.np, data.view(self.np.uint16))
-        return data.astype(self.np.float32).reshape(-1, NUM_HEADS, HEAD_DIM)
+        return self.engine.as_f32(data).reshape(-1, NUM_HEADS, HEAD_DIM)
 
     def reference(self, seq, rows, causal=True, gqa="grouped"):
         """f32 attention for rows `rows` (indices into the sequence's new rows) of `seq`.
@@ -451,19 +451,17 @@ def main(argv):
         fail(f"{e}: run `python3 -m pip install openvino` (it brings numpy)")
 
     log(f"compiling PagedAttentionExtension for CPU ({args.threads} threads)")
-    if args.precision != "auto":
+    # auto: bf16, else f32 (the AVX2 build of the CPU plugin: "expect kvcache type f32").
+    precisions = ["bf16", "f32"] if args.precision == "auto" else [args.precision]
+    for precision in precisions:
         try:
-            engine = OpenVino(ov, np, args.threads, args.precision)
+            engine = OpenVino(ov, np, args.threads, precision)
+            break
         except RuntimeError as e:
-            fail(f"OpenVINO cannot compile the op with --precision {args.precision}: "
-                 f"{str(e).strip().splitlines()[-1]}")
-    else:
-        try:
-            engine = OpenVino(ov, np, args.threads, "bf16")
-        except RuntimeError as e:
-            # The AVX2 build of the CPU plugin: "expect kvcache type f32".
-            log(f"OpenVINO refused a bf16 cache ({str(e).strip().splitlines()[-1]}); using f32")
-            engine = OpenVino(ov, np, args.threads, "f32")
+            reason = str(e).strip().splitlines()[-1]
+            if precision == precisions[-1]:
+                fail(f"OpenVINO cannot compile the op with precision {precision}: {reason}")
+            log(f"OpenVINO refused a {precision} cache ({reason}); using {precisions[-1]}")
     if args.default_scenarios and engine.precision == "f32":
         args.scenarios.append("prefill-f32")
     print(f"CPU: {cpu_model()}")
