@@ -11,12 +11,14 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "compare/compare.h"
 #include "core/problem.h"
 #include "cuda/cuda.h"
+#include "cuda/device_plan.h"
 #include "staging/cuda_staging.h"
 #include "generate/batch.h"
 #include "owned_outputs.h"
@@ -105,6 +107,39 @@ void expect_padding_untouched(const gen::Batch& batch, const Outputs& got) {
   ASSERT_EQ(got.out.size(), sentinel.size());
   EXPECT_TRUE(std::equal(got.out.begin() + live_bytes, got.out.end(), sentinel.begin() + live_bytes))
       << "seed " << batch.spec.seed << ": a padding row was written";
+}
+
+// Host side, no GPU needed: the prefill chains go up as (first, end) item
+// ranges, each chain once, costliest (rows x keys) first, so the tiles that
+// read the most keys start first on the GPU.
+TEST(CudaPlan, PrefillChainsAreUploadedCostliestFirst) {
+  gen::BatchSpec spec;
+  spec.slots = {{300, 0}, {1, 90}, {40, 500}};
+  const gen::Batch batch = gen::generate(spec);
+  Problem problem;
+  Plan plan;
+  ASSERT_TRUE(describe(batch.inputs(), spec.options, nullptr, &problem).ok());
+  ASSERT_TRUE(build_plan(problem, PlanConfig{16, 64, 4096}, &plan).ok());
+  const cuda::PackedPlan packed = cuda::pack_plan(problem, plan);
+  ASSERT_EQ(packed.num_prefill_chains, static_cast<int32_t>(plan.prefill_chains.size()));
+  ASSERT_GT(packed.num_prefill_chains, 8);
+  const auto* ranges = reinterpret_cast<const int32_t*>(packed.image.data() + packed.prefill_chains);
+  std::vector<int32_t> firsts;
+  int64_t previous_cost = std::numeric_limits<int64_t>::max();
+  for (int32_t c = 0; c < packed.num_prefill_chains; ++c) {
+    const int32_t first = ranges[2 * c], end = ranges[2 * c + 1];
+    ASSERT_LT(first, end);
+    int64_t keys = 0;
+    for (int32_t i = first; i < end; ++i) keys += plan.prefill_items[i].kv_end - plan.prefill_items[i].kv_begin;
+    const int64_t cost = keys * plan.prefill_items[first].q_rows;
+    EXPECT_LE(cost, previous_cost) << "chain " << c;
+    previous_cost = cost;
+    firsts.push_back(first);
+  }
+  std::vector<int32_t> want;
+  for (const ChainRef& chain : plan.prefill_chains) want.push_back(chain.first_item);
+  std::sort(firsts.begin(), firsts.end());
+  EXPECT_EQ(firsts, want);
 }
 
 TEST(Cuda, WithoutADeviceTheCallSaysWhyAndWritesNothing) {

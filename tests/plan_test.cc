@@ -452,6 +452,7 @@ TEST(Plan, APlanForCudaHasTheCudaSizes) {
   EXPECT_EQ(plan.backend, Backend::kCuda);
   EXPECT_EQ(plan.config.q_tile_rows, heuristics::cuda_q_tile_rows(spec.heads_per_kv));
   EXPECT_EQ(plan.config.kv_chunk_tokens, heuristics::cuda_kv_chunk_tokens(spec.page_size));
+  EXPECT_EQ(plan.config.split_tokens, heuristics::cuda_split_tokens(spec.page_size));
   // Sizes given explicitly still win.
   ASSERT_TRUE(make_plan(batch.inputs(), spec.options, &plan, PlanConfig{5, 0, 0},
                         Backend::kCuda).ok());

@@ -153,21 +153,43 @@ __device__ __forceinline__ bool row_sees(const KernelArgs& a, int pos, int key) 
   return key >= RowMask{a.sliding_window}.first_key(pos) && key <= pos;
 }
 
+__device__ __forceinline__ float to_float(float x) { return x; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
+
+// stage_q for q of element type Q: the dtype is dispatched once, outside the
+// loop, so the loop's loads are independent and many are in flight (a load
+// behind a per-element dtype branch waits for the one before it).
+template <typename Q, typename T>
+__device__ __forceinline__ void stage_q_of(const KernelArgs& a, const WorkItem& tile, int row0,
+                                           int rows, float factor, T* dst, int ld) {
+  const Q* q = static_cast<const Q*>(a.q.data);
+  const int dim = a.head_dim;
+  const int heads = a.heads_per_kv;
+  const int packed_rows = tile.q_rows * heads;
+#pragma unroll 8
+  for (int x = threadIdx.x; x < rows * dim; x += blockDim.x) {
+    const int ii = x / dim, d = x % dim;
+    const int pr = row0 + ii;
+    const int64_t i = (tile.q_row + pr / heads) * a.q.s[0] + tile.kv_head * a.q.s[1] +
+                      (pr % heads) * a.q.s[2] + d;
+    dst[ii * ld + d] = stage_value<T>(pr < packed_rows ? to_float(q[i]) * factor : 0.0f);
+  }
+}
+
 // Stages the packed rows [row0, row0 + rows) (row x heads_per_kv) of a prefill
 // tile's q, times `factor`, into dst (ld elements per row); rows past the
 // tile are zeros. All threads of the CTA take part.
 template <typename T>
 __device__ __forceinline__ void stage_q(const KernelArgs& a, const WorkItem& tile, int row0,
                                         int rows, float factor, T* dst, int ld) {
-  const int dim = a.head_dim;
-  const int heads = a.heads_per_kv;
-  const int packed_rows = tile.q_rows * heads;
-  for (int x = threadIdx.x; x < rows * dim; x += blockDim.x) {
-    const int ii = x / dim, d = x % dim;
-    const int pr = row0 + ii;
-    dst[ii * ld + d] = stage_value<T>(
-        pr < packed_rows ? load_q(a, tile.q_row + pr / heads, tile.kv_head, pr % heads, d) * factor
-                         : 0.0f);
+  switch (a.q_dtype) {
+    case DType::kBF16:
+      return stage_q_of<__nv_bfloat16>(a, tile, row0, rows, factor, dst, ld);
+    case DType::kF16:
+      return stage_q_of<__half>(a, tile, row0, rows, factor, dst, ld);
+    default:
+      return stage_q_of<float>(a, tile, row0, rows, factor, dst, ld);
   }
 }
 
@@ -221,8 +243,8 @@ struct ChainTile {
 
 __device__ __forceinline__ ChainTile chain_tile(const KernelArgs& a, int rows) {
   ChainTile t;
-  t.first = a.prefill_chains[blockIdx.x];
-  t.end = a.prefill_chains[blockIdx.x + 1];
+  t.first = a.prefill_chains[2 * blockIdx.x];
+  t.end = a.prefill_chains[2 * blockIdx.x + 1];
   t.head = a.prefill_items[t.first];
   t.packed_rows = t.head.q_rows * a.heads_per_kv;
   t.row0 = blockIdx.y * rows;
@@ -308,6 +330,37 @@ __device__ __forceinline__ void flush_element(const KernelArgs& a, const WorkIte
       record[1] = l;
     }
     record[2 + d] = o;
+  }
+}
+
+// A chain's last item flushed one row at a time, then one element at a
+// time (flush_element split in two, for epilogues that stage O): the row's
+// lse, or its partial record's m and l, and in *factor what each of its o
+// elements (not yet times v_scale) is multiplied by.
+__device__ __forceinline__ void flush_row_state(const KernelArgs& a, const WorkItem& last,
+                                                const PackedRow& row, float m, float l,
+                                                float v_scale, float* factor) {
+  if (!row.live) return;
+  const int h = last.kv_head;
+  if (last.partial < 0) {
+    const RowEnd end = end_row(m, l, sink_of(a, h, row.g));
+    *factor = v_scale * end.o_factor;
+    if (a.lse != nullptr) *lse_at(a, last.q_row + row.r, h, row.g) = end.lse;
+  } else {
+    float* record = partial_record(a, last.partial, int64_t{row.r} * a.heads_per_kv + row.g);
+    record[0] = m;
+    record[1] = l;
+    *factor = v_scale;
+  }
+}
+
+// Element d of a flushed row, `value` already times the row's factor.
+__device__ __forceinline__ void flush_value(const KernelArgs& a, const WorkItem& last,
+                                            const PackedRow& row, int d, float value) {
+  if (last.partial < 0) {
+    store_out(a, last.q_row + row.r, last.kv_head, row.g, d, value);
+  } else {
+    partial_record(a, last.partial, int64_t{row.r} * a.heads_per_kv + row.g)[2 + d] = value;
   }
 }
 

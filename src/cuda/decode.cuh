@@ -1,135 +1,421 @@
 // The decode kernel: one CTA per decode chain (slot, kv head, split) and block
 // of up to GM of its heads_per_kv query heads, which share every K and V load.
 //
-// Each warp owns whole tiles of 32 keys. Within a warp, a key is read by L
-// lanes, 8 elements each (a 16-byte load for 16-bit caches), so a warp reads
-// 32 / L keys side by side. Per tile: the scores of its keys (the L lanes of a
-// key reduce their partial dots by shuffles), one online-softmax step per
-// head with one exp per key, then the V rows weighted into the lanes' o.
-// At the end the warps' states are merged in shared memory and the chain's
-// last item flushes them (out and lse, or a split's partial record).
+// Decode is bound by memory latency, so the kernel's shape is set by keeping
+// loads in flight. The chain's keys are cut into tiles of kTileKeys, numbered
+// item by item (an item's last tile may be short); warp w takes tiles w, w + W,
+// w + 2W, ... across item boundaries. A key row is read by L lanes, 8 elements
+// each, so a warp reads 32 / L keys side by side and a tile is kSteps steps.
+// Per tile i a warp issues the V rows of tile i and the page indices of tile
+// i + 1, scores tile i from its K rows (issued during tile i - 1), issues the
+// K rows of tile i + 1, then runs the softmax and weights V: each warp keeps
+// about two tiles of rows in flight, raw in registers until used, and the
+// dependent page-index load runs while tile i's K rows arrive.
+//
+// The partial dots of a key's L lanes are summed by a transposing butterfly:
+// afterwards each lane holds whole scores of one head (kHeld of them), so the
+// softmax takes one exp per score, not one per lane; each lane then fetches
+// the weights of its key by shuffles. The running max of a head is the same in
+// every lane of the warp, so the lanes' l and o add up at the end. The warps'
+// states merge in shared memory in warp order, and the chain's last item
+// flushes them (out and lse, or a split's partial record).
 #pragma once
+
+#include <type_traits>
 
 #include "cuda/common.cuh"
 
 namespace rpa::cuda {
 
-inline constexpr int kDecodeWarps = 4;
-inline constexpr int kDecodeTileKeys = 32;
+inline constexpr int kDecodeWarps = 8;
+
+// Keys map to pages by shift and mask.
+static_assert([] {
+  for (const int64_t p : kSupportedPageSizes) {
+    if (p <= 0 || (p & (p - 1)) != 0) return false;
+  }
+  return true;
+}());
+
+// Dynamic shared memory of a decode CTA: each warp's m, l and o per head.
+__host__ __device__ constexpr int decode_smem_bytes(int gm, int head_dim) {
+  return kDecodeWarps * gm * (head_dim + 2) * static_cast<int>(sizeof(float));
+}
+
+__host__ __device__ constexpr int exact_log2(int x) {
+  int r = 0;
+  while ((1 << r) < x) ++r;
+  return r;
+}
+
+__host__ __device__ constexpr int min_of(int x, int y) { return x < y ? x : y; }
 
 template <typename KV, int L, int GM>
-__global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(const KernelArgs a) {
-  constexpr int kKeysPerStep = 32 / L;  // keys a warp reads side by side
-  constexpr int kSteps = kDecodeTileKeys / kKeysPerStep;
-  __shared__ float s_p[kDecodeWarps][GM][kDecodeTileKeys];
-  __shared__ float s_o[kDecodeWarps][GM][kMaxHeadDim];
-  __shared__ float s_m[kDecodeWarps][GM];
-  __shared__ float s_l[kDecodeWarps][GM];
+struct DecodeShape {
+  static constexpr int kKeysPerStep = 32 / L;
+  // Steps per tile, set by registers: a lane holds two tiles of raw rows (K
+  // of the next, V of this one) beside q and o of GM heads. 64 bytes a tile
+  // (4 steps of 16-bit rows, 2 of f32) keeps GM = 4 within 128 registers;
+  // one head's q and o leave room for 128 bytes. fp8 takes 4 steps beside
+  // several heads: its kSteps x GM partial dots take registers too.
+  static constexpr int kRowBytes = 8 * static_cast<int>(sizeof(KV));
+  static constexpr int kSteps = min_of(GM == 1 ? 8 : 4, (GM == 1 ? 128 : 64) / kRowBytes);
+  static constexpr int kTileKeys = kSteps * kKeysPerStep;
+  // The butterfly: kValues partial dots per lane (head g, step s at g * kSteps
+  // + s), kLevels halving levels, kHeld whole scores left per lane; the low
+  // kRepBits lane bits of a key's lanes then hold copies of the same scores.
+  static constexpr int kValues = kSteps * GM;
+  static constexpr int kLevels = min_of(exact_log2(kValues), exact_log2(L));
+  static constexpr int kHeld = kValues >> kLevels;
+  static constexpr int kRepBits = exact_log2(L) - kLevels;
+  // Lanes of a key that hold one head's scores: head = (lane % L) / kHeadLanes.
+  static constexpr int kHeadLanes = L / GM;
 
-  const int first = a.decode_chains[blockIdx.x];
-  const int end = a.decode_chains[blockIdx.x + 1];
-  const WorkItem head_item = a.decode_items[first];
-  const int h = head_item.kv_head;
-  const int g0 = blockIdx.y * GM;
-  const int heads = min(GM, a.heads_per_kv - g0);
-  const int warp = threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  const int group = lane / L;  // which of the step's keys this lane reads
-  const int d0 = (lane % L) * 8;
-  const bool has_dims = d0 < a.head_dim;
+  static_assert(L == 8 || L == 16 || L == 32);
+  static_assert(GM == 1 || GM == 4 || GM == 8);
+  static_assert(GM <= L && (1 << kLevels) >= GM && kSteps % kHeld == 0);
+};
 
-  // q times scale (and the fp8 K scale), in registers for the whole chain.
-  const float q_scale = q_factor(a, h);
-  float q[GM][8];
+// Eight elements of a K/V row as loaded, not yet widened to f32.
+template <typename KV>
+struct RawRow {
+  static constexpr int kWords = 2 * static_cast<int>(sizeof(KV));
+  uint32_t w[kWords];
+};
+
+// Loads the row's 8 elements when `live`, else leaves zeros. Streamed past L1
+// (each row is read once), which leaves L1 to the page list.
+template <typename KV>
+__device__ __forceinline__ void load_raw(const KV* p, bool live, RawRow<KV>& r) {
+#pragma unroll
+  for (int i = 0; i < RawRow<KV>::kWords; ++i) r.w[i] = 0;
+  if constexpr (RawRow<KV>::kWords == 2) {
+    asm volatile(
+        "{\n .reg .pred p;\n setp.ne.b32 p, %2, 0;\n"
+        " @p ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%3];\n}\n"
+        : "+r"(r.w[0]), "+r"(r.w[1])
+        : "r"(static_cast<int>(live)), "l"(p));
+  } else {
+#pragma unroll
+    for (int c = 0; c < RawRow<KV>::kWords / 4; ++c) {
+      asm volatile(
+          "{\n .reg .pred p;\n setp.ne.b32 p, %4, 0;\n"
+          " @p ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%5];\n}\n"
+          : "+r"(r.w[4 * c]), "+r"(r.w[4 * c + 1]), "+r"(r.w[4 * c + 2]), "+r"(r.w[4 * c + 3])
+          : "r"(static_cast<int>(live)), "l"(reinterpret_cast<const char*>(p) + 16 * c));
+    }
+  }
+}
+
+// The row's elements as f32: the conversions of load8 (common.cuh).
+template <typename KV>
+__device__ __forceinline__ void widen(const RawRow<KV>& r, float (&x)[8]) {
+  if constexpr (std::is_same_v<KV, float>) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) x[i] = __uint_as_float(r.w[i]);
+  } else if constexpr (std::is_same_v<KV, __nv_bfloat16>) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      x[2 * i] = __uint_as_float(r.w[i] << 16);
+      x[2 * i + 1] = __uint_as_float(r.w[i] & 0xffff0000u);
+    }
+  } else if constexpr (std::is_same_v<KV, __half>) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      __half2 h;
+      *reinterpret_cast<uint32_t*>(&h) = r.w[i];
+      const float2 f = __half22float2(h);
+      x[2 * i] = f.x;
+      x[2 * i + 1] = f.y;
+    }
+  } else {
+    static_assert(std::is_same_v<KV, __nv_fp8_e4m3>);
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        const __nv_fp8x2_storage_t pair = static_cast<__nv_fp8x2_storage_t>(r.w[i] >> (16 * j));
+        const __half2 h = __half2(__nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3));
+        const float2 f = __half22float2(h);
+        x[4 * i + 2 * j] = f.x;
+        x[4 * i + 2 * j + 1] = f.y;
+      }
+    }
+  }
+}
+
+// Sums v across the L lanes of a key group (start: C = N, Off = L / 2). A
+// level keeps half the values (the upper half in lanes with bit `Off` set)
+// and adds the partner's copy of them; once one is left, levels add copies.
+// A lane ends with kHeld whole sums: value j = kHeld * ((lane % L) >>
+// kRepBits) + t in slot t (DecodeShape).
+template <int C, int Off, int N>
+__device__ __forceinline__ void butterfly_sum(float (&v)[N], int lane) {
+  if constexpr (Off > 0) {
+    if constexpr (C > 1) {
+      const bool upper = (lane & Off) != 0;
+#pragma unroll
+      for (int i = 0; i < C / 2; ++i) {
+        const float send = upper ? v[i] : v[i + C / 2];
+        const float keep = upper ? v[i + C / 2] : v[i];
+        v[i] = keep + __shfl_xor_sync(kFullMask, send, Off);
+      }
+      butterfly_sum<C / 2, Off / 2>(v, lane);
+    } else {
+      v[0] += __shfl_xor_sync(kFullMask, v[0], Off);
+      butterfly_sum<1, Off / 2>(v, lane);
+    }
+  }
+}
+
+// The lane's 8 elements of q for each of heads g0 .. g0 + GM - 1, times
+// `scale` (the conversion of load_q): 0 for heads past `heads` and lanes
+// without dims. All loads are issued before any is used.
+template <typename Q, int GM>
+__device__ __forceinline__ void load_q_block(const KernelArgs& a, int row, int h, int g0, int heads,
+                                             int d0, bool has_dims, float scale,
+                                             float (&q)[GM][8]) {
+  using Bits = std::conditional_t<std::is_same_v<Q, float>, float, unsigned short>;
+  const Bits* base = static_cast<const Bits*>(a.q.data) + row * a.q.s[0] + h * a.q.s[1] + d0;
+  Bits raw[GM][8];
 #pragma unroll
   for (int g = 0; g < GM; ++g) {
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
-      q[g][e] = (g < heads && has_dims) ? load_q(a, head_item.q_row, h, g0 + g, d0 + e) * q_scale
-                                        : 0.0f;
+      raw[g][e] = g < heads && has_dims ? base[(g0 + g) * a.q.s[2] + e] : 0;
     }
   }
-  float o[GM][8];
-  float m[GM], l[GM];
 #pragma unroll
   for (int g = 0; g < GM; ++g) {
-    m[g] = neg_inf();
-    l[g] = 0.0f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      float x;
+      if constexpr (std::is_same_v<Q, float>) {
+        x = raw[g][e];
+      } else if constexpr (std::is_same_v<Q, __nv_bfloat16>) {
+        x = __bfloat162float(__ushort_as_bfloat16(raw[g][e]));
+      } else {
+        x = __half2float(__ushort_as_half(raw[g][e]));
+      }
+      q[g][e] = g < heads && has_dims ? x * scale : 0.0f;
+    }
+  }
+}
+
+// Where a warp is in its chain: tile `tile` of item `it` (it == end: past the
+// chain), and that item's key range and page_base (page list index of key k
+// = page_base + k / page_size).
+struct DecodeCursor {
+  int it, tile;
+  int kv_begin, kv_end, page_base;
+};
+
+// A tile: keys [key0, key0 + n) of one item; n == 0 past the chain.
+struct DecodeTile {
+  int key0, n, page_base;
+};
+
+__device__ __forceinline__ void load_item(const KernelArgs& a, int shift, DecodeCursor& c) {
+  const WorkItem* item = a.decode_items + c.it;
+  c.kv_begin = __ldg(&item->kv_begin);
+  c.kv_end = __ldg(&item->kv_end);
+  c.page_base = __ldg(&item->page_index) - (c.kv_begin >> shift);
+}
+
+// Moves past whole items until `tile` falls in one (or the chain ends).
+template <int T>
+__device__ __forceinline__ void settle(const KernelArgs& a, int end, int shift, DecodeCursor& c) {
+  while (c.it < end) {
+    const int tiles = (c.kv_end - c.kv_begin + T - 1) / T;
+    if (c.tile < tiles) return;
+    c.tile -= tiles;
+    if (++c.it < end) load_item(a, shift, c);
+  }
+}
+
+template <int T>
+__device__ __forceinline__ DecodeTile tile_at(const DecodeCursor& c, int end) {
+  if (c.it >= end) return {0, 0, 0};
+  const int key0 = c.kv_begin + c.tile * T;
+  return {key0, min(T, c.kv_end - key0), c.page_base};
+}
+
+template <typename KV, int L, int GM>
+__global__ void __launch_bounds__(kDecodeWarps * 32, GM <= 4 ? 2 : 1)
+    decode_kernel(const KernelArgs a) {
+  using Shape = DecodeShape<KV, L, GM>;
+  constexpr int kSteps = Shape::kSteps;
+  constexpr int kKeysPerStep = Shape::kKeysPerStep;
+  constexpr int kTileKeys = Shape::kTileKeys;
+  constexpr int kHeld = Shape::kHeld;
+  constexpr int kRepBits = Shape::kRepBits;
+  constexpr int kHeadLanes = Shape::kHeadLanes;
+
+  const int first = a.decode_chains[blockIdx.x];
+  const int end = a.decode_chains[blockIdx.x + 1];
+  const int h = __ldg(&a.decode_items[first].kv_head);
+  const int q_row = __ldg(&a.decode_items[first].q_row);
+  const int g0 = blockIdx.y * GM;
+  const int heads = min(GM, a.heads_per_kv - g0);
+  const int warp = threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  const int group = lane / L;  // which of a step's keys this lane reads
+  const int d0 = (lane % L) * 8;
+  const bool has_dims = d0 < a.head_dim;
+  // The butterfly leaves this lane the scores of steps [step0, step0 + kHeld).
+  const int step0 = (kHeld * ((lane % L) >> kRepBits)) % kSteps;
+
+  float o[GM][8];
+#pragma unroll
+  for (int g = 0; g < GM; ++g) {
 #pragma unroll
     for (int e = 0; e < 8; ++e) o[g][e] = 0.0f;
   }
+  // The state of this lane's head: m is the same in all its lanes; l sums
+  // this lane's weights only.
+  float m = neg_inf(), l = 0.0f;
 
-  for (int it = first; it < end; ++it) {
-    const WorkItem item = a.decode_items[it];
-    const int keys = item.kv_end - item.kv_begin;
-    for (int t0 = warp * kDecodeTileKeys; t0 < keys; t0 += kDecodeWarps * kDecodeTileKeys) {
-      const int tile_keys = min(kDecodeTileKeys, keys - t0);
+  const int shift = __ffs(a.page_size) - 1;
+  const int slot_mask = a.page_size - 1;
 
-      // Scores. Keys past the tile's end are -inf and never read.
+  // Page of each of the lane's keys of tile t (0 where it reads none: past
+  // the tile's end, which may be past the item's, or no dims).
+  const auto load_pages = [&](const DecodeTile& t, int (&pages)[kSteps]) {
 #pragma unroll
-      for (int step = 0; step < kSteps; ++step) {
-        const int kk = step * kKeysPerStep + group;
-        const bool live = kk < tile_keys;
-        float dot[GM];
+    for (int s = 0; s < kSteps; ++s) {
+      const int kk = s * kKeysPerStep + group;
+      pages[s] = kk < t.n && has_dims ? __ldg(a.pages + t.page_base + ((t.key0 + kk) >> shift)) : 0;
+    }
+  };
+  // The lane's 8 elements of the rows of its keys of tile t; zeros for the
+  // keys past its end, never read (they may hold NaN).
+  const auto load_rows = [&](const DeviceStrided3& cache, const DecodeTile& t,
+                             const int (&pages)[kSteps], RawRow<KV> (&rows)[kSteps]) {
 #pragma unroll
-        for (int g = 0; g < GM; ++g) dot[g] = 0.0f;
-        if (live && has_dims) {
-          float k[8];
-          load8(kv_row<KV>(a.k_cache, a.pages, item, a.page_size, item.kv_begin + t0 + kk, h) + d0, k);
-#pragma unroll
-          for (int g = 0; g < GM; ++g) {
-#pragma unroll
-            for (int e = 0; e < 8; ++e) dot[g] = fmaf(q[g][e], k[e], dot[g]);
-          }
-        }
-#pragma unroll
-        for (int off = L / 2; off > 0; off /= 2) {
-#pragma unroll
-          for (int g = 0; g < GM; ++g) dot[g] += __shfl_xor_sync(kFullMask, dot[g], off);
-        }
-        if (lane % L == 0) {
-#pragma unroll
-          for (int g = 0; g < GM; ++g)
-            s_p[warp][g][kk] = masked_score(a, live, dot[g]);
-        }
-      }
-      __syncwarp();
+    for (int s = 0; s < kSteps; ++s) {
+      const int kk = s * kKeysPerStep + group;
+      const uint32_t slot = static_cast<uint32_t>((t.key0 + kk) & slot_mask);
+      // h * s[2] is recomputed, not held: registers are what bound the tile.
+      const int64_t offset = static_cast<uint32_t>(pages[s]) * cache.s[0] + slot * cache.s[1] +
+                             static_cast<uint32_t>(h) * cache.s[2] + d0;
+      load_raw(static_cast<const KV*>(cache.data) + offset, kk < t.n && has_dims, rows[s]);
+    }
+  };
 
-      // One online-softmax step per head: lane = key of the tile.
+  // Prologue: the K rows of the warp's first tile.
+  DecodeCursor cursor;
+  cursor.it = first;
+  cursor.tile = warp;
+  load_item(a, shift, cursor);
+  settle<kTileKeys>(a, end, shift, cursor);
+  DecodeTile tile = tile_at<kTileKeys>(cursor, end);
+  int pages[kSteps];
+  load_pages(tile, pages);
+  RawRow<KV> k[kSteps];
+  load_rows(a.k_cache, tile, pages, k);
+
+  // q times scale (and the fp8 K scale), in registers for the whole chain;
+  // loaded while the first K rows are in flight.
+  const float q_scale = q_factor(a, h);
+  float q[GM][8];
+  switch (a.q_dtype) {
+    case DType::kBF16:
+      load_q_block<__nv_bfloat16>(a, q_row, h, g0, heads, d0, has_dims, q_scale, q);
+      break;
+    case DType::kF16:
+      load_q_block<__half>(a, q_row, h, g0, heads, d0, has_dims, q_scale, q);
+      break;
+    default:
+      load_q_block<float>(a, q_row, h, g0, heads, d0, has_dims, q_scale, q);
+      break;
+  }
+
+  while (tile.n > 0) {
+    RawRow<KV> v[kSteps];
+    load_rows(a.v_cache, tile, pages, v);
+    // The next tile and its pages, whose load runs while this tile's K rows
+    // arrive and are scored.
+    const int n = tile.n;
+    cursor.tile += kDecodeWarps;
+    settle<kTileKeys>(a, end, shift, cursor);
+    tile = tile_at<kTileKeys>(cursor, end);
+    load_pages(tile, pages);
+
+    // Partial dots of the lane's 8 dims, then whole scores by the butterfly.
+    float dot[Shape::kValues];
+#pragma unroll
+    for (int s = 0; s < kSteps; ++s) {
+      float kf[8];
+      widen(k[s], kf);
 #pragma unroll
       for (int g = 0; g < GM; ++g) {
-        const float x = s_p[warp][g][lane];
-        const float m_new = fmaxf(m[g], warp_max(x));
-        const float alpha = rescale_factor(m[g], m_new);
-        const float p = softmax_weight(x, m_new);
-        l[g] = l[g] * alpha + warp_sum(p);
-        m[g] = m_new;
-        s_p[warp][g][lane] = p;
+        float acc = 0.0f;
 #pragma unroll
-        for (int e = 0; e < 8; ++e) o[g][e] *= alpha;
+        for (int e = 0; e < 8; ++e) acc = fmaf(q[g][e], kf[e], acc);
+        dot[g * kSteps + s] = acc;
       }
-      __syncwarp();
+    }
+    butterfly_sum<Shape::kValues, L / 2>(dot, lane);
 
-      // o += p * v over the tile's live keys.
+    // The next tile's K rows load during this tile's softmax and V.
+    load_rows(a.k_cache, tile, pages, k);
+
+    // One online-softmax step of the lane's head over the whole warp's keys.
+    float x[kHeld];
+    float tile_max = neg_inf();
 #pragma unroll
-      for (int step = 0; step < kSteps; ++step) {
-        const int kk = step * kKeysPerStep + group;
-        if (kk < tile_keys && has_dims) {
-          float v[8];
-          load8(kv_row<KV>(a.v_cache, a.pages, item, a.page_size, item.kv_begin + t0 + kk, h) + d0, v);
+    for (int t = 0; t < kHeld; ++t) {
+      const int kk = (step0 + t) * kKeysPerStep + group;
+      x[t] = masked_score(a, kk < n, dot[t]);
+      tile_max = fmaxf(tile_max, x[t]);
+    }
 #pragma unroll
-          for (int g = 0; g < GM; ++g) {
-            const float p = s_p[warp][g][kk];
+    for (int off = 1; off < kHeadLanes; off *= 2) {
+      tile_max = fmaxf(tile_max, __shfl_xor_sync(kFullMask, tile_max, off));
+    }
 #pragma unroll
-            for (int e = 0; e < 8; ++e) o[g][e] = fmaf(p, v[e], o[g][e]);
-          }
-        }
+    for (int off = L; off < 32; off *= 2) {
+      tile_max = fmaxf(tile_max, __shfl_xor_sync(kFullMask, tile_max, off));
+    }
+    const float m_new = fmaxf(m, tile_max);
+    const float alpha = rescale_factor(m, m_new);
+    m = m_new;
+    float p[kHeld];
+    float p_sum = 0.0f;
+#pragma unroll
+    for (int t = 0; t < kHeld; ++t) {
+      p[t] = softmax_weight(x[t], m_new);
+      p_sum += p[t];
+    }
+    l = l * alpha + p_sum;
+
+    // o of head g takes the alpha of the lanes holding head g (all 1, and
+    // skipped, unless some head's max rose), then p * v with each weight
+    // from the lane of the key's group that holds it.
+    if (__any_sync(kFullMask, alpha != 1.0f)) {
+#pragma unroll
+      for (int g = 0; g < GM; ++g) {
+        const float alpha_g = __shfl_sync(kFullMask, alpha, g * kHeadLanes);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) o[g][e] *= alpha_g;
       }
-      __syncwarp();
+    }
+#pragma unroll
+    for (int s = 0; s < kSteps; ++s) {
+      float vf[8];
+      widen(v[s], vf);
+#pragma unroll
+      for (int g = 0; g < GM; ++g) {
+        const int j = g * kSteps + s;
+        const float w = __shfl_sync(kFullMask, p[j % kHeld], (j / kHeld) << kRepBits, L);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) o[g][e] = fmaf(w, vf[e], o[g][e]);
+      }
     }
   }
 
-  // The key groups of a warp share m and l: their o add up.
+  // The key groups of a warp share m: their o add up, and l over the lanes
+  // of a head that hold distinct scores (not the copies).
 #pragma unroll
   for (int off = L; off < 32; off *= 2) {
 #pragma unroll
@@ -138,37 +424,45 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(const KernelA
       for (int e = 0; e < 8; ++e) o[g][e] += __shfl_xor_sync(kFullMask, o[g][e], off);
     }
   }
+#pragma unroll
+  for (int off = 1 << kRepBits; off < kHeadLanes; off *= 2) {
+    l += __shfl_xor_sync(kFullMask, l, off);
+  }
+#pragma unroll
+  for (int off = L; off < 32; off *= 2) l += __shfl_xor_sync(kFullMask, l, off);
+
+  const int dim = a.head_dim;
+  float* s_m = reinterpret_cast<float*>(dynamic_smem());
+  float* s_l = s_m + kDecodeWarps * GM;
+  float* s_o = s_l + kDecodeWarps * GM;  // [warp][head][dim]
+  if (lane < L && lane % kHeadLanes == 0) {
+    s_m[warp * GM + lane / kHeadLanes] = m;
+    s_l[warp * GM + lane / kHeadLanes] = l;
+  }
   if (group == 0 && has_dims) {
 #pragma unroll
     for (int g = 0; g < GM; ++g) {
 #pragma unroll
-      for (int e = 0; e < 8; ++e) s_o[warp][g][d0 + e] = o[g][e];
-    }
-  }
-  if (lane == 0) {
-#pragma unroll
-    for (int g = 0; g < GM; ++g) {
-      s_m[warp][g] = m[g];
-      s_l[warp][g] = l[g];
+      for (int e = 0; e < 8; ++e) s_o[(warp * GM + g) * dim + d0 + e] = o[g][e];
     }
   }
   __syncthreads();
 
   // Merge the warps' states, in warp order, and flush.
   const WorkItem last = a.decode_items[end - 1];
-  const float o_factor = v_factor(a, h);
-  for (int i = threadIdx.x; i < heads * a.head_dim; i += blockDim.x) {
-    const int g = i / a.head_dim;
-    const int d = i % a.head_dim;
+  const float o_factor = v_factor(a, last.kv_head);
+  for (int i = threadIdx.x; i < heads * dim; i += blockDim.x) {
+    const int g = i / dim;
+    const int d = i % dim;
     float m_all = neg_inf();
 #pragma unroll
-    for (int w = 0; w < kDecodeWarps; ++w) m_all = fmaxf(m_all, s_m[w][g]);
+    for (int w = 0; w < kDecodeWarps; ++w) m_all = fmaxf(m_all, s_m[w * GM + g]);
     float l_all = 0.0f, o_all = 0.0f;
 #pragma unroll
     for (int w = 0; w < kDecodeWarps; ++w) {
-      const float f = rescale_factor(s_m[w][g], m_all);
-      l_all += s_l[w][g] * f;
-      o_all += s_o[w][g][d] * f;
+      const float f = rescale_factor(s_m[w * GM + g], m_all);
+      l_all += s_l[w * GM + g] * f;
+      o_all += s_o[(w * GM + g) * dim + d] * f;
     }
     flush_element(a, last, 0, g0 + g, d, m_all, l_all, o_all * o_factor);
   }

@@ -1,5 +1,6 @@
 #include "cuda/device_plan.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace rpa::cuda {
@@ -29,16 +30,42 @@ void put(std::vector<std::byte>& image, size_t at, const T* data, size_t count) 
   if (count > 0) std::memcpy(image.data() + at, data, count * sizeof(T));
 }
 
+// The prefill chains as (first item, end item) pairs, costliest first
+// (packed rows x keys, as the CPU's task order): under a causal mask a
+// prompt's last tiles read the most keys, and starting them first keeps
+// them off the tail of the grid.
+std::vector<int32_t> prefill_chain_ranges(const Plan& plan) {
+  std::vector<ChainRef> order = plan.prefill_chains;
+  const auto cost = [&](const ChainRef& chain) {
+    int64_t keys = 0;
+    for (int32_t i = chain.first_item; i < chain.first_item + chain.items; ++i) {
+      keys += plan.prefill_items[i].kv_end - plan.prefill_items[i].kv_begin;
+    }
+    return keys * plan.prefill_items[chain.first_item].q_rows;
+  };
+  std::vector<int64_t> costs(order.size());
+  for (size_t c = 0; c < order.size(); ++c) costs[c] = cost(order[c]);
+  std::vector<size_t> index(order.size());
+  for (size_t c = 0; c < index.size(); ++c) index[c] = c;
+  std::stable_sort(index.begin(), index.end(), [&](size_t x, size_t y) { return costs[x] > costs[y]; });
+  std::vector<int32_t> ranges;
+  ranges.reserve(2 * order.size());
+  for (size_t c : index) {
+    ranges.push_back(order[c].first_item);
+    ranges.push_back(order[c].first_item + order[c].items);
+  }
+  return ranges;
+}
+
 }  // namespace
 
 PackedPlan pack_plan(const Problem& problem, const Plan& plan) {
   PackedPlan packed;
   const std::vector<int32_t> decode_chains =
       chain_starts(plan.decode_chains, plan.decode_items.size());
-  const std::vector<int32_t> prefill_chains =
-      chain_starts(plan.prefill_chains, plan.prefill_items.size());
+  const std::vector<int32_t> prefill_chains = prefill_chain_ranges(plan);
   packed.num_decode_chains = static_cast<int32_t>(decode_chains.size()) - 1;
-  packed.num_prefill_chains = static_cast<int32_t>(prefill_chains.size()) - 1;
+  packed.num_prefill_chains = static_cast<int32_t>(plan.prefill_chains.size());
 
   std::vector<float> k_scale, v_scale;
   packed.has_scales = problem.quantized_kv();

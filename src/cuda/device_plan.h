@@ -1,4 +1,4 @@
-// The plan as one host image that a single copy uploads: items, chain starts,
+// The plan as one host image that a single copy uploads: items, chain ranges,
 // pages, merge groups and the fp8 scales, each section 16-byte aligned, with
 // room for the split partials after them.
 #pragma once

@@ -35,13 +35,14 @@ struct KernelArgs {
   int64_t lse_s[3] = {0, 0, 0};
   const float* sinks = nullptr;  // [num_kv_heads * heads_per_kv] or null
 
-  // The plan, in the call's device buffer. Chain c of a kind is items
-  // [chains[c], chains[c + 1]).
+  // The plan, in the call's device buffer. Decode chain c is items
+  // [decode_chains[c], decode_chains[c + 1]); prefill chain c is items
+  // [prefill_chains[2c], prefill_chains[2c + 1]).
   const WorkItem* decode_items = nullptr;
   const int32_t* decode_chains = nullptr;
   int32_t num_decode_chains = 0;
   const WorkItem* prefill_items = nullptr;
-  const int32_t* prefill_chains = nullptr;
+  const int32_t* prefill_chains = nullptr;  // costliest chain first
   int32_t num_prefill_chains = 0;
   const int32_t* pages = nullptr;
   const MergeGroup* merges = nullptr;

@@ -31,14 +31,20 @@ cudaError_t decode_with_lanes(const KernelArgs& a, cudaStream_t stream) {
   const int gm = a.heads_per_kv == 1 ? 1 : a.heads_per_kv <= 4 ? 4 : 8;
   const dim3 grid(a.num_decode_chains, (a.heads_per_kv + gm - 1) / gm);
   const dim3 block(kDecodeWarps * 32);
-  if (gm == 1) {
-    decode_kernel<KV, L, 1><<<grid, block, 0, stream>>>(a);
-  } else if (gm == 4) {
-    decode_kernel<KV, L, 4><<<grid, block, 0, stream>>>(a);
-  } else {
-    decode_kernel<KV, L, 8><<<grid, block, 0, stream>>>(a);
-  }
-  return cudaGetLastError();
+  const int bytes = decode_smem_bytes(gm, a.head_dim);
+  const auto launch = [&](auto kernel) {
+    // Over 48 KiB (8 heads of head_dim 256) needs the opt-in.
+    if (bytes > 48 * 1024) {
+      const cudaError_t set =
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+      if (set != cudaSuccess) return set;
+    }
+    kernel<<<grid, block, bytes, stream>>>(a);
+    return cudaGetLastError();
+  };
+  if (gm == 1) return launch(decode_kernel<KV, L, 1>);
+  if (gm == 4) return launch(decode_kernel<KV, L, 4>);
+  return launch(decode_kernel<KV, L, 8>);
 }
 
 // Launches `kernel` with `bytes` of dynamic shared memory (over 48 KiB needs
@@ -55,17 +61,53 @@ cudaError_t launch_prefill_kernel(Kernel kernel, int threads, int rows, int byte
   return cudaGetLastError();
 }
 
-template <typename KV, typename C>
-cudaError_t prefill_with_mma(const KernelArgs& a, cudaStream_t stream) {
-  return launch_prefill_kernel(prefill_mma_kernel<KV, C>, kMmaThreads, kMmaRows,
-                               MmaLayout(a.head_dim).bytes, a, stream);
+// The tensor-core kernel is compiled per head_dim: its accumulators are
+// register arrays.
+template <typename KV, typename C, int kDim>
+cudaError_t prefill_with_mma_at(const KernelArgs& a, cudaStream_t stream) {
+  return launch_prefill_kernel(prefill_mma_kernel<KV, C, kDim>, kMmaThreads, kMmaRows,
+                               MmaLayout(kDim).bytes, a, stream);
 }
 
+template <typename KV, typename C>
+cudaError_t prefill_with_mma(const KernelArgs& a, cudaStream_t stream) {
+  static_assert(kMaxSupportedHeadDim == 256);
+  switch (a.head_dim) {
+    case 64:
+      return prefill_with_mma_at<KV, C, 64>(a, stream);
+    case 80:
+      return prefill_with_mma_at<KV, C, 80>(a, stream);
+    case 96:
+      return prefill_with_mma_at<KV, C, 96>(a, stream);
+    case 128:
+      return prefill_with_mma_at<KV, C, 128>(a, stream);
+    default:
+      return prefill_with_mma_at<KV, C, 256>(a, stream);
+  }
+}
+
+template <typename KV, int kDim>
+cudaError_t prefill_simt_at(const KernelArgs& a, cudaStream_t stream) {
+  return launch_prefill_kernel(prefill_kernel<KV, kDim>, kPrefillThreads, kPrefillRows,
+                               prefill_smem_floats(kDim) * static_cast<int>(sizeof(float)), a,
+                               stream);
+}
+
+// Per head_dim too: the f32 kernel's O tile is a register array.
 template <typename KV>
 cudaError_t prefill_simt(const KernelArgs& a, cudaStream_t stream) {
-  return launch_prefill_kernel(prefill_kernel<KV>, kPrefillThreads, kPrefillRows,
-                               prefill_smem_floats(a.head_dim) * static_cast<int>(sizeof(float)),
-                               a, stream);
+  switch (a.head_dim) {
+    case 64:
+      return prefill_simt_at<KV, 64>(a, stream);
+    case 80:
+      return prefill_simt_at<KV, 80>(a, stream);
+    case 96:
+      return prefill_simt_at<KV, 96>(a, stream);
+    case 128:
+      return prefill_simt_at<KV, 128>(a, stream);
+    default:
+      return prefill_simt_at<KV, 256>(a, stream);
+  }
 }
 
 }  // namespace

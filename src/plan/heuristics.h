@@ -59,14 +59,18 @@ inline constexpr int32_t kSplitChunks = 4;
 constexpr int32_t split_tokens(int32_t kv_chunk) { return kv_chunk * kSplitChunks; }
 
 // The cuda backend's sizes (src/cuda): about 64 packed rows per prefill tile,
-// one CTA's Q tile (cuda/prefill.cuh); 256-key items; 1024-key splits give a
-// 32k-token decode row 32 CTAs per kv head, while a split's partial costs
-// (head_dim + 2) floats per 1024 keys. Pure, so every build can plan for it.
+// one CTA's Q tile (cuda/prefill.cuh); 1024-key splits give a 32k-token
+// decode row 32 CTAs per kv head, while a split's partial costs (head_dim + 2)
+// floats per 1024 keys. A split is one item: the kernels walk a chain's keys
+// in blocks of their own across items, so smaller items would only cost
+// planning time on the host, which is paid per call (about 60 ns an item).
+// Pure, so every build can plan for it.
 constexpr int32_t cuda_q_tile_rows(int64_t heads_per_kv) {
   return static_cast<int32_t>(std::max<int64_t>(1, 64 / std::max<int64_t>(1, heads_per_kv)));
 }
 constexpr int32_t cuda_kv_chunk_tokens(int64_t page_size) {
-  return static_cast<int32_t>(std::max<int64_t>(page_size, 256));
+  return static_cast<int32_t>(std::max<int64_t>(page_size, 1024));
 }
+constexpr int32_t cuda_split_tokens(int64_t page_size) { return cuda_kv_chunk_tokens(page_size); }
 
 }  // namespace rpa::heuristics

@@ -16,8 +16,8 @@
 namespace rpa {
 namespace {
 
-// The sizes `backend` plans with where the caller gives 0 (heuristics.h);
-// every backend splits at the same multiple of its chunk.
+// The sizes `backend` plans with where the caller gives 0 (heuristics.h); a
+// given chunk splits at the CPU's multiple of it on every backend.
 Status resolve_config(const Problem& problem, const PlanConfig& requested, Backend backend,
                       PlanConfig* config) {
   const int32_t page = static_cast<int32_t>(problem.page_size);
@@ -28,9 +28,10 @@ Status resolve_config(const Problem& problem, const PlanConfig& requested, Backe
       cuda ? heuristics::cuda_kv_chunk_tokens(page) : heuristics::kv_chunk_tokens(page);
   config->q_tile_rows = requested.q_tile_rows > 0 ? requested.q_tile_rows : tile_rows;
   config->kv_chunk_tokens = requested.kv_chunk_tokens > 0 ? requested.kv_chunk_tokens : chunk;
-  config->split_tokens = requested.split_tokens > 0
-                             ? requested.split_tokens
-                             : heuristics::split_tokens(config->kv_chunk_tokens);
+  const int32_t split = cuda && requested.kv_chunk_tokens == 0
+                            ? heuristics::cuda_split_tokens(page)
+                            : heuristics::split_tokens(config->kv_chunk_tokens);
+  config->split_tokens = requested.split_tokens > 0 ? requested.split_tokens : split;
   if (requested.q_tile_rows < 0 || requested.kv_chunk_tokens < 0 || requested.split_tokens < 0) {
     return Status::Invalid("PlanConfig sizes must be >= 0 (0 = heuristic), got q_tile_rows " +
                            std::to_string(requested.q_tile_rows) + ", kv_chunk_tokens " +
