@@ -226,7 +226,14 @@ __global__ void __launch_bounds__(kMmaThreads, 2) prefill_mma_kernel(const Kerne
     }
   }
 
-  const float scale = q_factor(a, h);  // applied to S in f32: q is staged exact
+  // scale is applied to S in f32 (q is staged exact). With no soft cap and
+  // scale > 0 the row max of the raw scores is the max of the logits, so
+  // the softmax runs on raw scores, m in raw units, and scale rides in the
+  // exponent's multiplier: one FFMA per score, no FMUL.
+  const float scale = q_factor(a, h);
+  const bool scaled_first = a.logit_soft_cap > 0.0f || !(scale > 0.0f);
+  const float unit = scaled_first ? 1.0f : scale;  // raw score x unit = logit
+  const float unit_log2 = unit * kLog2e;
   float o[kDimTiles][4];
 #pragma unroll
   for (int t = 0; t < kDimTiles; ++t) o[t][0] = o[t][1] = o[t][2] = o[t][3] = 0.0f;
@@ -279,16 +286,11 @@ __global__ void __launch_bounds__(kMmaThreads, 2) prefill_mma_kernel(const Kerne
     // 8t + quad_col + e % 2). Branches are per block, not per score, and
     // the max and sum are trees: the unrolled body must stay small enough
     // for the instruction cache and short of serial dependency chains.
-#pragma unroll
-    for (int t = 0; t < kKeyTiles; ++t) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[t][e] *= scale;
-    }
-    if (a.logit_soft_cap > 0.0f) {
+    if (scaled_first) {
 #pragma unroll
       for (int t = 0; t < kKeyTiles; ++t) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) s[t][e] = soft_cap(s[t][e], a.logit_soft_cap);
+        for (int e = 0; e < 4; ++e) s[t][e] = soft_cap(s[t][e] * scale, a.logit_soft_cap);
       }
     }
     if (!(n == kMmaKeys && sees_whole_block(a, rows[0], kb) && sees_whole_block(a, rows[1], kb))) {
@@ -317,15 +319,16 @@ __global__ void __launch_bounds__(kMmaThreads, 2) prefill_mma_kernel(const Kerne
       block_max = fmaxf(block_max, __shfl_xor_sync(kFullMask, block_max, 1));
       block_max = fmaxf(block_max, __shfl_xor_sync(kFullMask, block_max, 2));
       const float m_new = fmaxf(m[j], block_max);
-      alpha[j] = rescale_factor(m[j], m_new);
+      alpha[j] = m[j] == neg_inf() ? 0.0f : fast_exp2((m[j] - m_new) * unit_log2);
       m[j] = m_new;
-      // exp(x - m) as 2^(x log2e - m log2e); while m is -inf every x is too.
-      m_log2[j] = m_new == neg_inf() ? 0.0f : m_new * kLog2e;
+      // exp(unit (x - m)) as 2^(x u - m u), u = unit log2e; while m is -inf
+      // every x is too.
+      m_log2[j] = m_new == neg_inf() ? 0.0f : m_new * unit_log2;
     }
 #pragma unroll
     for (int t = 0; t < kKeyTiles; ++t) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) s[t][e] = fast_exp2(fmaf(s[t][e], kLog2e, -m_log2[e / 2]));
+      for (int e = 0; e < 4; ++e) s[t][e] = fast_exp2(fmaf(s[t][e], unit_log2, -m_log2[e / 2]));
     }
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
@@ -337,10 +340,13 @@ __global__ void __launch_bounds__(kMmaThreads, 2) prefill_mma_kernel(const Kerne
       // The lane's share of the row sum; the quad's shares add up at the end.
       l[j] = l[j] * alpha[j] + ((sum[0] + sum[1]) + (sum[2] + sum[3]));
     }
+    // Once the rows' maxima settle, alpha is 1 and the rescale is skipped.
+    if (__any_sync(kFullMask, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
 #pragma unroll
-    for (int t = 0; t < kDimTiles; ++t) {
-      o[t][0] *= alpha[0], o[t][1] *= alpha[0];
-      o[t][2] *= alpha[1], o[t][3] *= alpha[1];
+      for (int t = 0; t < kDimTiles; ++t) {
+        o[t][0] *= alpha[0], o[t][1] *= alpha[0];
+        o[t][2] *= alpha[1], o[t][3] *= alpha[1];
+      }
     }
 
     // O += P V, P as the A operand straight from S's registers.
@@ -378,7 +384,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) prefill_mma_kernel(const Kerne
     l[j] += __shfl_xor_sync(kFullMask, l[j], 1);
     l[j] += __shfl_xor_sync(kFullMask, l[j], 2);
     const int i = warp * 16 + lane / 4 + 8 * j;
-    if (lane % 4 == 0) m_s[i] = m[j], l_s[i] = l[j];
+    if (lane % 4 == 0) m_s[i] = m[j] == neg_inf() ? m[j] : m[j] * unit, l_s[i] = l[j];
 #pragma unroll
     for (int t = 0; t < kDimTiles; ++t) {
       *reinterpret_cast<float2*>(o_s + i * kDim + t * 8 + quad_col) =
