@@ -7,8 +7,9 @@
 #   scripts/gpu_bundle.sh [BUILD_DIR]    (default: build, a Release build
 #                                         with the cuda backend)
 # The GPU machine's python3 is 3.12 (torch's): with GPU_PYTHON set to a
-# CPython 3.12 here (e.g. pyenv's), the module is built for it in
-# build-gpu-python (its pybind11 is pip-installed into it when missing).
+# CPython 3.12 here (e.g. pyenv's), the module and librpa_xla.so are built
+# for it in build-gpu-python (pybind11 and jaxlib, for its XLA FFI headers,
+# are pip-installed into it when missing).
 # then, on the GPU machine: scripts/gpu_session.sh (docs/cuda.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,8 +29,12 @@ cp "$build/rpa" "$build/tests/rpa_tests" "$stage/bin/"
 binaries=("$build/rpa" "$build/tests/rpa_tests")
 if [[ -n ${GPU_PYTHON:-} ]]; then
   "$GPU_PYTHON" -m pybind11 --cmakedir >/dev/null 2>&1 || "$GPU_PYTHON" -m pip install -q pybind11
+  # librpa_xla.so (the XLA custom call, scripts/gpu_jax_check.py) compiles
+  # against jaxlib's XLA FFI headers.
+  "$GPU_PYTHON" -c "import jaxlib" 2>/dev/null || "$GPU_PYTHON" -m pip install -q jaxlib
+  ffi_include=$("$GPU_PYTHON" -c "import jaxlib, os; print(os.path.join(os.path.dirname(jaxlib.__file__), 'include'))")
   cmake -S . -B build-gpu-python -G Ninja -DCMAKE_BUILD_TYPE=Release -DRPA_BUILD_TESTS=OFF \
-    -DRPA_BUILD_PYTHON=ON -DPython_EXECUTABLE="$GPU_PYTHON" \
+    -DRPA_BUILD_PYTHON=ON -DPython_EXECUTABLE="$GPU_PYTHON" -DRPA_XLA_FFI_INCLUDE_DIR="$ffi_include" \
     -Dpybind11_DIR="$("$GPU_PYTHON" -m pybind11 --cmakedir)" >/dev/null
   cmake --build build-gpu-python --target rpa_python_package
   build_python=build-gpu-python

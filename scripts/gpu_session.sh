@@ -4,7 +4,8 @@
 # (one call may run 600 s at most):
 #   bash scripts/gpu_session.sh check     the cuda tests, a compute-sanitizer
 #                                         memcheck, the Python module on torch
-#                                         CUDA tensors (about 9 min at most)
+#                                         CUDA tensors, the XLA custom call on
+#                                         JAX GPU arrays (about 9 min at most)
 #   bash scripts/gpu_session.sh measure   rpa bench --backend cuda and the
 #                                         comparison with torch SDPA (same)
 # each with carry [".gpu-bundle"]. Every step's output goes to $OUT (the
@@ -52,6 +53,10 @@ if [[ $phase == check ]]; then
   if compgen -G "$bundle/python/rpa/_rpa.cpython-*.so" >/dev/null; then
     step python 90 env PYTHONPATH="$bundle/python" python3 scripts/gpu_python_check.py
     cat "$out/python.txt"
+  fi
+  if compgen -G "$bundle/python/rpa/librpa_xla.so" >/dev/null; then
+    step jax 120 env PYTHONPATH="$bundle/python" python3 scripts/gpu_jax_check.py
+    cat "$out/jax.txt"
   fi
 else
   step bench 360 "$bundle/bin/rpa" bench --backend cuda --json-file "$out/rpa_cuda.json"
