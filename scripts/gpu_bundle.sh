@@ -8,8 +8,8 @@
 #                                         with the cuda backend)
 # The GPU machine's python3 is 3.12 (torch's): with GPU_PYTHON set to a
 # CPython 3.12 here (e.g. pyenv's), the module and librpa_xla.so are built
-# for it in build-gpu-python (pybind11 and jaxlib, for its XLA FFI headers,
-# are pip-installed into it when missing).
+# for it in build-gpu-python (pybind11, and jaxlib $GPU_JAXLIB for its XLA
+# FFI headers, default the GPU machine's 0.11.2, are pip-installed into it).
 # then, on the GPU machine: scripts/gpu_session.sh (docs/cuda.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,8 +30,12 @@ binaries=("$build/rpa" "$build/tests/rpa_tests")
 if [[ -n ${GPU_PYTHON:-} ]]; then
   "$GPU_PYTHON" -m pybind11 --cmakedir >/dev/null 2>&1 || "$GPU_PYTHON" -m pip install -q pybind11
   # librpa_xla.so (the XLA custom call, scripts/gpu_jax_check.py) compiles
-  # against jaxlib's XLA FFI headers.
-  "$GPU_PYTHON" -c "import jaxlib" 2>/dev/null || "$GPU_PYTHON" -m pip install -q jaxlib
+  # against jaxlib's XLA FFI headers, of the GPU machine's jax: a newer FFI
+  # API is refused there at registration. 0.11.2 is the H200 image's.
+  jaxlib_version=${GPU_JAXLIB:-0.11.2}
+  if [[ $("$GPU_PYTHON" -c "import jaxlib; print(jaxlib.__version__)" 2>/dev/null) != "$jaxlib_version" ]]; then
+    "$GPU_PYTHON" -m pip install -q "jaxlib==$jaxlib_version"
+  fi
   ffi_include=$("$GPU_PYTHON" -c "import jaxlib, os; print(os.path.join(os.path.dirname(jaxlib.__file__), 'include'))")
   cmake -S . -B build-gpu-python -G Ninja -DCMAKE_BUILD_TYPE=Release -DRPA_BUILD_TESTS=OFF \
     -DRPA_BUILD_PYTHON=ON -DPython_EXECUTABLE="$GPU_PYTHON" -DRPA_XLA_FFI_INCLUDE_DIR="$ffi_include" \

@@ -8,6 +8,7 @@
 #include <cuda_fp8.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "core/online_softmax.h"
 #include "core/row_mask.h"
@@ -29,53 +30,67 @@ __device__ __forceinline__ unsigned char* dynamic_smem() {
 
 __device__ __forceinline__ float neg_inf() { return -__int_as_float(0x7f800000); }
 
-// Eight consecutive elements of a K/V row as f32. The row pointer is aligned
-// to the load (16 bytes; 8 for fp8): runtime.cc checks the cache layout.
-__device__ __forceinline__ void load8(const float* p, float (&x)[8]) {
-  const float4 a = *reinterpret_cast<const float4*>(p);
-  const float4 b = *reinterpret_cast<const float4*>(p + 4);
-  x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w;
-  x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
-}
+// Eight elements of a K/V row as loaded, not yet widened to f32.
+template <typename KV>
+struct RawRow {
+  static constexpr int kWords = 2 * static_cast<int>(sizeof(KV));
+  uint32_t w[kWords];
+};
 
-__device__ __forceinline__ void load8(const __nv_bfloat16* p, float (&x)[8]) {
-  const uint4 u = *reinterpret_cast<const uint4*>(p);
-  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+// The row's elements as f32, exactly (bf16 -> f32 is the 16 bits moved to
+// the top, NaN kept; f16 and fp8 e4m3 widen through f16).
+template <typename KV>
+__device__ __forceinline__ void widen(const RawRow<KV>& r, float (&x)[8]) {
+  if constexpr (std::is_same_v<KV, float>) {
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    // bf16 -> f32 is the 16 bits moved to the top: exact, NaN kept.
-    x[2 * i] = __uint_as_float(w[i] << 16);
-    x[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-  }
-}
-
-__device__ __forceinline__ void load8(const __half* p, float (&x)[8]) {
-  const uint4 u = *reinterpret_cast<const uint4*>(p);
-  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+    for (int i = 0; i < 8; ++i) x[i] = __uint_as_float(r.w[i]);
+  } else if constexpr (std::is_same_v<KV, __nv_bfloat16>) {
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    __half2 h;
-    *reinterpret_cast<uint32_t*>(&h) = w[i];
-    const float2 f = __half22float2(h);
-    x[2 * i] = f.x;
-    x[2 * i + 1] = f.y;
-  }
-}
-
-__device__ __forceinline__ void load8(const __nv_fp8_e4m3* p, float (&x)[8]) {
-  const uint2 u = *reinterpret_cast<const uint2*>(p);
-  const uint32_t w[2] = {u.x, u.y};
+    for (int i = 0; i < 4; ++i) {
+      x[2 * i] = __uint_as_float(r.w[i] << 16);
+      x[2 * i + 1] = __uint_as_float(r.w[i] & 0xffff0000u);
+    }
+  } else if constexpr (std::is_same_v<KV, __half>) {
 #pragma unroll
-  for (int i = 0; i < 2; ++i) {
-#pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      const __nv_fp8x2_storage_t pair = static_cast<__nv_fp8x2_storage_t>(w[i] >> (16 * j));
-      const __half2 h = __half2(__nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3));
+    for (int i = 0; i < 4; ++i) {
+      __half2 h;
+      *reinterpret_cast<uint32_t*>(&h) = r.w[i];
       const float2 f = __half22float2(h);
-      x[4 * i + 2 * j] = f.x;
-      x[4 * i + 2 * j + 1] = f.y;
+      x[2 * i] = f.x;
+      x[2 * i + 1] = f.y;
+    }
+  } else {
+    static_assert(std::is_same_v<KV, __nv_fp8_e4m3>);
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        const __nv_fp8x2_storage_t pair = static_cast<__nv_fp8x2_storage_t>(r.w[i] >> (16 * j));
+        const __half2 h = __half2(__nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3));
+        const float2 f = __half22float2(h);
+        x[4 * i + 2 * j] = f.x;
+        x[4 * i + 2 * j + 1] = f.y;
+      }
     }
   }
+}
+
+// Eight consecutive elements of a K/V row as f32. The row pointer is aligned
+// to the load (16 bytes; 8 for fp8): runtime.cc checks the cache layout.
+template <typename KV>
+__device__ __forceinline__ void load8(const KV* p, float (&x)[8]) {
+  RawRow<KV> r;
+  if constexpr (RawRow<KV>::kWords == 2) {
+    const uint2 u = *reinterpret_cast<const uint2*>(p);
+    r.w[0] = u.x, r.w[1] = u.y;
+  } else {
+#pragma unroll
+    for (int c = 0; c < RawRow<KV>::kWords / 4; ++c) {
+      const uint4 u = reinterpret_cast<const uint4*>(p)[c];
+      r.w[4 * c] = u.x, r.w[4 * c + 1] = u.y, r.w[4 * c + 2] = u.z, r.w[4 * c + 3] = u.w;
+    }
+  }
+  widen(r, x);
 }
 
 // One element of q (any q dtype) as f32.
@@ -361,6 +376,30 @@ __device__ __forceinline__ void flush_value(const KernelArgs& a, const WorkItem&
     store_out(a, last.q_row + row.r, last.kv_head, row.g, d, value);
   } else {
     partial_record(a, last.partial, int64_t{row.r} * a.heads_per_kv + row.g)[2 + d] = value;
+  }
+}
+
+// The end of a prefill CTA whose O (kRows x kDim f32, not yet times
+// v_scale) and rows' m and l are staged in shared memory: each row's state,
+// then every element by one short loop (an unrolled flush from registers is
+// thousands of instructions run once per warp, each an instruction-cache
+// miss), consecutive threads on consecutive elements of a row. f_s: kRows
+// floats of scratch. All threads of the CTA take part.
+template <int kRows, int kDim>
+__device__ __forceinline__ void flush_staged_tile(const KernelArgs& a, const ChainTile& tile,
+                                                  const float* o_s, const float* m_s,
+                                                  const float* l_s, float* f_s) {
+  const WorkItem last = a.prefill_items[tile.end - 1];
+  if (threadIdx.x < kRows) {
+    flush_row_state(a, last, packed_row(a, tile, tile.row0 + threadIdx.x), m_s[threadIdx.x],
+                    l_s[threadIdx.x], v_factor(a, last.kv_head), &f_s[threadIdx.x]);
+  }
+  __syncthreads();
+#pragma unroll 1
+  for (int x = threadIdx.x; x < kRows * kDim; x += blockDim.x) {
+    const int i = x / kDim;
+    const PackedRow row = packed_row(a, tile, tile.row0 + i);
+    if (row.live) flush_value(a, last, row, x % kDim, o_s[x] * f_s[i]);
   }
 }
 

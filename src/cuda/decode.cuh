@@ -76,13 +76,6 @@ struct DecodeShape {
   static_assert(GM <= L && (1 << kLevels) >= GM && kSteps % kHeld == 0);
 };
 
-// Eight elements of a K/V row as loaded, not yet widened to f32.
-template <typename KV>
-struct RawRow {
-  static constexpr int kWords = 2 * static_cast<int>(sizeof(KV));
-  uint32_t w[kWords];
-};
-
 // Loads the row's 8 elements when `live`, else leaves zeros. Streamed past L1
 // (each row is read once), which leaves L1 to the page list.
 template <typename KV>
@@ -103,43 +96,6 @@ __device__ __forceinline__ void load_raw(const KV* p, bool live, RawRow<KV>& r) 
           " @p ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%5];\n}\n"
           : "+r"(r.w[4 * c]), "+r"(r.w[4 * c + 1]), "+r"(r.w[4 * c + 2]), "+r"(r.w[4 * c + 3])
           : "r"(static_cast<int>(live)), "l"(reinterpret_cast<const char*>(p) + 16 * c));
-    }
-  }
-}
-
-// The row's elements as f32: the conversions of load8 (common.cuh).
-template <typename KV>
-__device__ __forceinline__ void widen(const RawRow<KV>& r, float (&x)[8]) {
-  if constexpr (std::is_same_v<KV, float>) {
-#pragma unroll
-    for (int i = 0; i < 8; ++i) x[i] = __uint_as_float(r.w[i]);
-  } else if constexpr (std::is_same_v<KV, __nv_bfloat16>) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      x[2 * i] = __uint_as_float(r.w[i] << 16);
-      x[2 * i + 1] = __uint_as_float(r.w[i] & 0xffff0000u);
-    }
-  } else if constexpr (std::is_same_v<KV, __half>) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      __half2 h;
-      *reinterpret_cast<uint32_t*>(&h) = r.w[i];
-      const float2 f = __half22float2(h);
-      x[2 * i] = f.x;
-      x[2 * i + 1] = f.y;
-    }
-  } else {
-    static_assert(std::is_same_v<KV, __nv_fp8_e4m3>);
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        const __nv_fp8x2_storage_t pair = static_cast<__nv_fp8x2_storage_t>(r.w[i] >> (16 * j));
-        const __half2 h = __half2(__nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3));
-        const float2 f = __half22float2(h);
-        x[4 * i + 2 * j] = f.x;
-        x[4 * i + 2 * j + 1] = f.y;
-      }
     }
   }
 }

@@ -168,9 +168,8 @@ __global__ void __launch_bounds__(kPrefillThreads, kPrefillMinBlocks<kDim>)
     }
   }
 
-  // The epilogue through shared memory, as prefill_mma.cuh's (an unrolled
-  // flush is thousands of cold instructions): O into Q's rows, each row's
-  // m, l and factor into P's.
+  // The epilogue through shared memory (flush_staged_tile says why): O into
+  // Q's rows, each row's m, l and factor into P's.
   __syncthreads();  // the last block's P V is done with P; Q is no longer read
   float* o_s = q_s;  // [kPrefillRows][kDim]
   float* m_s = p_s;
@@ -189,18 +188,7 @@ __global__ void __launch_bounds__(kPrefillThreads, kPrefillMinBlocks<kDim>)
     }
   }
   __syncthreads();
-  const WorkItem last = a.prefill_items[tile.end - 1];
-  if (threadIdx.x < kPrefillRows) {
-    flush_row_state(a, last, packed_row(a, tile, tile.row0 + threadIdx.x), m_s[threadIdx.x],
-                    l_s[threadIdx.x], v_factor(a, h), &f_s[threadIdx.x]);
-  }
-  __syncthreads();
-#pragma unroll 1
-  for (int x = threadIdx.x; x < kPrefillRows * kDim; x += kPrefillThreads) {
-    const int i = x / kDim;
-    const PackedRow row = packed_row(a, tile, tile.row0 + i);
-    if (row.live) flush_value(a, last, row, x % kDim, o_s[x] * f_s[i]);
-  }
+  flush_staged_tile<kPrefillRows, kDim>(a, tile, o_s, m_s, l_s, f_s);
 }
 
 }  // namespace rpa::cuda

@@ -370,15 +370,12 @@ __global__ void __launch_bounds__(kMmaThreads, 2) prefill_mma_kernel(const Kerne
     next = after;
   }
 
-  // The epilogue goes through shared memory (the K/V stages are free now):
-  // an unrolled flush of this lane's 2 x kDim / 4 elements would be
-  // thousands of instructions run once per warp, each a miss in the
-  // instruction cache; staged, one short loop writes every element, and
-  // consecutive threads write consecutive elements of a row.
+  // The epilogue goes through shared memory (flush_staged_tile says why);
+  // the K/V stages are free now.
   float* o_s = reinterpret_cast<float*>(smem + lay.k(0));  // [kMmaRows][kDim]
   float* m_s = o_s + kMmaRows * kDim;
   float* l_s = m_s + kMmaRows;
-  float* f_s = l_s + kMmaRows;  // what a row's o is multiplied by
+  float* f_s = l_s + kMmaRows;
 #pragma unroll
   for (int j = 0; j < 2; ++j) {
     l[j] += __shfl_xor_sync(kFullMask, l[j], 1);
@@ -392,19 +389,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) prefill_mma_kernel(const Kerne
     }
   }
   __syncthreads();
-  const WorkItem last = a.prefill_items[tile.end - 1];
-  const float o_factor = v_factor(a, h);
-  if (threadIdx.x < kMmaRows) {
-    flush_row_state(a, last, packed_row(a, tile, tile.row0 + threadIdx.x), m_s[threadIdx.x],
-                    l_s[threadIdx.x], o_factor, &f_s[threadIdx.x]);
-  }
-  __syncthreads();
-#pragma unroll 1
-  for (int x = threadIdx.x; x < kMmaRows * kDim; x += kMmaThreads) {
-    const int i = x / kDim;
-    const PackedRow row = packed_row(a, tile, tile.row0 + i);
-    if (row.live) flush_value(a, last, row, x % kDim, o_s[x] * f_s[i]);
-  }
+  flush_staged_tile<kMmaRows, kDim>(a, tile, o_s, m_s, l_s, f_s);
 }
 
 }  // namespace rpa::cuda
