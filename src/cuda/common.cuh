@@ -93,20 +93,6 @@ __device__ __forceinline__ void load8(const KV* p, float (&x)[8]) {
   widen(r, x);
 }
 
-// One element of q (any q dtype) as f32.
-__device__ __forceinline__ float load_q(const KernelArgs& a, int64_t row, int64_t h, int64_t g,
-                                        int64_t d) {
-  const int64_t i = row * a.q.s[0] + h * a.q.s[1] + g * a.q.s[2] + d;
-  switch (a.q_dtype) {
-    case DType::kBF16:
-      return __bfloat162float(static_cast<const __nv_bfloat16*>(a.q.data)[i]);
-    case DType::kF16:
-      return __half2float(static_cast<const __half*>(a.q.data)[i]);
-    default:
-      return static_cast<const float*>(a.q.data)[i];
-  }
-}
-
 // Writes one element of out, rounded to nearest even for bf16 and f16.
 __device__ __forceinline__ void store_out(const KernelArgs& a, int64_t row, int64_t h, int64_t g,
                                           int64_t d, float value) {

@@ -125,7 +125,7 @@ __device__ __forceinline__ void butterfly_sum(float (&v)[N], int lane) {
 }
 
 // The lane's 8 elements of q for each of heads g0 .. g0 + GM - 1, times
-// `scale` (the conversion of load_q): 0 for heads past `heads` and lanes
+// `scale` (the conversions of to_float): 0 for heads past `heads` and lanes
 // without dims. All loads are issued before any is used.
 template <typename Q, int GM>
 __device__ __forceinline__ void load_q_block(const KernelArgs& a, int row, int h, int g0, int heads,

@@ -1,6 +1,5 @@
 #include "cuda/device_plan.h"
 
-#include <algorithm>
 #include <cstring>
 
 namespace rpa::cuda {
@@ -30,29 +29,19 @@ void put(std::vector<std::byte>& image, size_t at, const T* data, size_t count) 
   if (count > 0) std::memcpy(image.data() + at, data, count * sizeof(T));
 }
 
-// The prefill chains as (first item, end item) pairs, costliest first
-// (packed rows x keys, as the CPU's task order): under a causal mask a
-// prompt's last tiles read the most keys, and starting them first keeps
-// them off the tail of the grid.
+// The prefill chains as (first item, end item) pairs, costliest first: the
+// order of the plan's tasks (tasks.cc: packed rows x keys, longest first),
+// whose prefill tasks are one chain each. Under a causal mask a prompt's
+// last tiles read the most keys, and starting them first keeps them off the
+// tail of the grid.
 std::vector<int32_t> prefill_chain_ranges(const Plan& plan) {
-  std::vector<ChainRef> order = plan.prefill_chains;
-  const auto cost = [&](const ChainRef& chain) {
-    int64_t keys = 0;
-    for (int32_t i = chain.first_item; i < chain.first_item + chain.items; ++i) {
-      keys += plan.prefill_items[i].kv_end - plan.prefill_items[i].kv_begin;
-    }
-    return keys * plan.prefill_items[chain.first_item].q_rows;
-  };
-  std::vector<int64_t> costs(order.size());
-  for (size_t c = 0; c < order.size(); ++c) costs[c] = cost(order[c]);
-  std::vector<size_t> index(order.size());
-  for (size_t c = 0; c < index.size(); ++c) index[c] = c;
-  std::stable_sort(index.begin(), index.end(), [&](size_t x, size_t y) { return costs[x] > costs[y]; });
   std::vector<int32_t> ranges;
-  ranges.reserve(2 * order.size());
-  for (size_t c : index) {
-    ranges.push_back(order[c].first_item);
-    ranges.push_back(order[c].first_item + order[c].items);
+  ranges.reserve(2 * plan.prefill_chains.size());
+  for (const PlanTask& task : plan.tasks) {
+    if (task.decode) continue;
+    const ChainRef& chain = plan.task_chains[task.first_chain];
+    ranges.push_back(chain.first_item);
+    ranges.push_back(chain.first_item + chain.items);
   }
   return ranges;
 }

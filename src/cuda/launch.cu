@@ -1,4 +1,6 @@
 // Template dispatch and launch geometry of the kernels (launch.h).
+#include <type_traits>
+
 #include "cuda/decode.cuh"
 #include "cuda/launch.h"
 #include "cuda/merge.cuh"
@@ -61,53 +63,43 @@ cudaError_t launch_prefill_kernel(Kernel kernel, int threads, int rows, int byte
   return cudaGetLastError();
 }
 
-// The tensor-core kernel is compiled per head_dim: its accumulators are
-// register arrays.
-template <typename KV, typename C, int kDim>
-cudaError_t prefill_with_mma_at(const KernelArgs& a, cudaStream_t stream) {
-  return launch_prefill_kernel(prefill_mma_kernel<KV, C, kDim>, kMmaThreads, kMmaRows,
-                               MmaLayout(kDim).bytes, a, stream);
+// Calls fn(std::integral_constant<int, D>{}) for head_dim D: the prefill
+// kernels are compiled per head_dim, their accumulators being register
+// arrays.
+template <typename Fn>
+cudaError_t with_head_dim(int head_dim, const Fn& fn) {
+  static_assert(kMaxSupportedHeadDim == 256);
+  switch (head_dim) {
+    case 64:
+      return fn(std::integral_constant<int, 64>{});
+    case 80:
+      return fn(std::integral_constant<int, 80>{});
+    case 96:
+      return fn(std::integral_constant<int, 96>{});
+    case 128:
+      return fn(std::integral_constant<int, 128>{});
+    default:
+      return fn(std::integral_constant<int, 256>{});
+  }
 }
 
 template <typename KV, typename C>
 cudaError_t prefill_with_mma(const KernelArgs& a, cudaStream_t stream) {
-  static_assert(kMaxSupportedHeadDim == 256);
-  switch (a.head_dim) {
-    case 64:
-      return prefill_with_mma_at<KV, C, 64>(a, stream);
-    case 80:
-      return prefill_with_mma_at<KV, C, 80>(a, stream);
-    case 96:
-      return prefill_with_mma_at<KV, C, 96>(a, stream);
-    case 128:
-      return prefill_with_mma_at<KV, C, 128>(a, stream);
-    default:
-      return prefill_with_mma_at<KV, C, 256>(a, stream);
-  }
+  return with_head_dim(a.head_dim, [&](auto dim) {
+    constexpr int kDim = decltype(dim)::value;
+    return launch_prefill_kernel(prefill_mma_kernel<KV, C, kDim>, kMmaThreads, kMmaRows,
+                                 MmaLayout(kDim).bytes, a, stream);
+  });
 }
 
-template <typename KV, int kDim>
-cudaError_t prefill_simt_at(const KernelArgs& a, cudaStream_t stream) {
-  return launch_prefill_kernel(prefill_kernel<KV, kDim>, kPrefillThreads, kPrefillRows,
-                               prefill_smem_floats(kDim) * static_cast<int>(sizeof(float)), a,
-                               stream);
-}
-
-// Per head_dim too: the f32 kernel's O tile is a register array.
 template <typename KV>
 cudaError_t prefill_simt(const KernelArgs& a, cudaStream_t stream) {
-  switch (a.head_dim) {
-    case 64:
-      return prefill_simt_at<KV, 64>(a, stream);
-    case 80:
-      return prefill_simt_at<KV, 80>(a, stream);
-    case 96:
-      return prefill_simt_at<KV, 96>(a, stream);
-    case 128:
-      return prefill_simt_at<KV, 128>(a, stream);
-    default:
-      return prefill_simt_at<KV, 256>(a, stream);
-  }
+  return with_head_dim(a.head_dim, [&](auto dim) {
+    constexpr int kDim = decltype(dim)::value;
+    return launch_prefill_kernel(prefill_kernel<KV, kDim>, kPrefillThreads, kPrefillRows,
+                                 prefill_smem_floats(kDim) * static_cast<int>(sizeof(float)), a,
+                                 stream);
+  });
 }
 
 }  // namespace
