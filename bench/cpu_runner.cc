@@ -120,9 +120,8 @@ class CpuDriver {
     std::vector<std::function<Status()>> runs;
     std::vector<Timing*> timings;
     for (const Series<Measured>& s : series) {
-      runs.push_back([call = s.call, run = RunConfig{config_.backend, config_.threads, true}] {
-        return attention(call.inputs, call.options, call.outputs, run);
-      });
+      runs.push_back([call = s.call, run = RunConfig{config_.backend, config_.threads, true},
+                      sizes = config_.plan_sizes] { return call_rpa(call, run, sizes); });
       timings.push_back(s.timing);
     }
     if (config_.machine != nullptr) {

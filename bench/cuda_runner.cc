@@ -27,18 +27,16 @@ RunConfig run_config(const BenchConfig& config, cudaStream_t stream) {
 
 // One call on the default stream, which returns when out is written.
 std::function<Status()> single_run(const Call& call, const BenchConfig& config) {
-  return [call, run = run_config(config, nullptr)] {
-    return attention(call.inputs, call.options, call.outputs, run);
+  return [call, run = run_config(config, nullptr), sizes = config.plan_sizes] {
+    return call_rpa(call, run, sizes);
   };
 }
 
 // `calls` calls queued on `stream` and one wait for them all.
 std::function<Status()> queued_run(const Call& call, const BenchConfig& config,
                                    const CudaStream& stream, int calls) {
-  return [call, calls, &stream, run = run_config(config, stream.get())] {
-    for (int i = 0; i < calls; ++i) {
-      RPA_RETURN_IF_ERROR(attention(call.inputs, call.options, call.outputs, run));
-    }
+  return [call, calls, &stream, run = run_config(config, stream.get()), sizes = config.plan_sizes] {
+    for (int i = 0; i < calls; ++i) RPA_RETURN_IF_ERROR(call_rpa(call, run, sizes));
     return stream.synchronize();
   };
 }

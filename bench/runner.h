@@ -17,6 +17,8 @@
 #include "bench/timing.h"
 #include "bench/workload.h"
 #include "generate/batch.h"
+#include "rpa/attention.h"
+#include "rpa/plan.h"
 
 namespace rpa::bench {
 
@@ -38,6 +40,9 @@ struct BenchConfig {
   // about this long, at most max_queued_calls.
   double sample_s = 0.01;
   int max_queued_calls = 200;
+  // The plan's sizes (--q-tile-rows, --kv-chunk, --split); 0 = the backend's
+  // heuristic, as attention() plans.
+  PlanConfig plan_sizes;
 };
 
 // rpa on one batch, as every backend reports it; each backend's Measured adds
@@ -104,6 +109,17 @@ struct Call {
   AttentionOptions options;
   AttentionOutputs outputs;
 };
+
+// The call as a user makes it: attention() with the heuristic sizes, else
+// make_plan with `sizes` and run, both paid per call.
+inline Status call_rpa(const Call& call, const RunConfig& run, const PlanConfig& sizes) {
+  if (sizes.q_tile_rows == 0 && sizes.kv_chunk_tokens == 0 && sizes.split_tokens == 0) {
+    return attention(call.inputs, call.options, call.outputs, run);
+  }
+  Plan plan;
+  RPA_RETURN_IF_ERROR(make_plan(call.inputs, call.options, &plan, sizes, run.backend));
+  return rpa::run(plan, call.inputs, call.outputs, run);
+}
 
 // One series of a scenario's alternation: its call, where its times go, and its
 // batch's measurements (null for a part, which has only times).

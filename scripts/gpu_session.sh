@@ -8,14 +8,18 @@
 #                                         JAX GPU arrays (about 9 min at most)
 #   bash scripts/gpu_session.sh measure   rpa bench --backend cuda and the
 #                                         comparison with torch SDPA (same)
+#   bash scripts/gpu_session.sh sweep     the decode scenarios planned at
+#                                         several split sizes, and Nsight
+#                                         Compute's view of the decode kernel
+#                                         (about 2 min)
 # each with carry [".gpu-bundle"]. Every step's output goes to $OUT (the
 # device tool's folder) and a one-line verdict per step to stdout, so a
 # failing step never hides the ones after it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 phase=${1:-}
-if [[ $phase != check && $phase != measure ]]; then
-  echo "usage: scripts/gpu_session.sh check|measure" >&2
+if [[ $phase != check && $phase != measure && $phase != sweep ]]; then
+  echo "usage: scripts/gpu_session.sh check|measure|sweep" >&2
   exit 2
 fi
 out=${OUT:-/tmp/rpa-gpu-session}
@@ -58,6 +62,19 @@ if [[ $phase == check ]]; then
     step jax 120 env PYTHONPATH="$bundle/python" python3 scripts/gpu_jax_check.py
     cat "$out/jax.txt"
   fi
+elif [[ $phase == sweep ]]; then
+  # One item per split, as the cuda planner makes them (heuristics.h).
+  for split in ${RPA_SPLITS:-256 512 1024 2048}; do
+    step "split-$split" 120 "$bundle/bin/rpa" bench --backend cuda decode-long decode-capacity \
+      --repeat 3 --split "$split" --kv-chunk "$split"
+    grep -E '^decode' "$out/split-$split.txt"
+  done
+  for scenario in decode-long decode-capacity; do
+    step "ncu-$scenario" 120 ncu --clock-control none -k regex:'decode_kernel|merge_kernel' --launch-count 1 \
+      --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,launch__registers_per_thread,sm__warps_active.avg.pct_of_peak_sustained_active,launch__grid_size,launch__occupancy_limit_registers \
+      "$bundle/bin/rpa" bench --backend cuda "$scenario" --repeat 1 --budget 0.1
+    grep -E 'decode_kernel|gpu__time|dram__|registers|warps_active|grid_size' "$out/ncu-$scenario.txt"
+  done
 else
   step bench 360 "$bundle/bin/rpa" bench --backend cuda --json-file "$out/rpa_cuda.json"
   cat "$out/bench.txt"

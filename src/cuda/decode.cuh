@@ -6,11 +6,11 @@
 // item by item (an item's last tile may be short); warp w takes tiles w, w + W,
 // w + 2W, ... across item boundaries. A key row is read by L lanes, 8 elements
 // each, so a warp reads 32 / L keys side by side and a tile is kSteps steps.
-// Per tile i a warp issues the V rows of tile i and the page indices of tile
-// i + 1, scores tile i from its K rows (issued during tile i - 1), issues the
-// K rows of tile i + 1, then runs the softmax and weights V: each warp keeps
-// about two tiles of rows in flight, raw in registers until used, and the
-// dependent page-index load runs while tile i's K rows arrive.
+// Each lane copies its own K and V row pieces by cp.async into a ring of
+// kStages tiles in shared memory: while a warp computes on tile i, tiles i + 1
+// and i + 2 are in flight (twice what rows held in registers allowed), and
+// the page indices of the tile after them are being fetched. Lanes read back
+// only their own slots, so no warp waits for another until the end.
 //
 // The partial dots of a key's L lanes are summed by a transposing butterfly:
 // afterwards each lane holds whole scores of one head (kHeld of them), so the
@@ -24,6 +24,7 @@
 #include <type_traits>
 
 #include "cuda/common.cuh"
+#include "cuda/mma.cuh"
 
 namespace rpa::cuda {
 
@@ -37,11 +38,6 @@ static_assert([] {
   return true;
 }());
 
-// Dynamic shared memory of a decode CTA: each warp's m, l and o per head.
-__host__ __device__ constexpr int decode_smem_bytes(int gm, int head_dim) {
-  return kDecodeWarps * gm * (head_dim + 2) * static_cast<int>(sizeof(float));
-}
-
 __host__ __device__ constexpr int exact_log2(int x) {
   int r = 0;
   while ((1 << r) < x) ++r;
@@ -53,14 +49,21 @@ __host__ __device__ constexpr int min_of(int x, int y) { return x < y ? x : y; }
 template <typename KV, int L, int GM>
 struct DecodeShape {
   static constexpr int kKeysPerStep = 32 / L;
-  // Steps per tile, set by registers: a lane holds two tiles of raw rows (K
-  // of the next, V of this one) beside q and o of GM heads. 64 bytes a tile
-  // (4 steps of 16-bit rows, 2 of f32) keeps GM = 4 within 128 registers;
-  // one head's q and o leave room for 128 bytes. fp8 takes 4 steps beside
-  // several heads: its kSteps x GM partial dots take registers too.
+  // A lane's share of a key row: 8 elements, read as one raw row.
   static constexpr int kRowBytes = 8 * static_cast<int>(sizeof(KV));
-  static constexpr int kSteps = min_of(GM == 1 ? 8 : 4, (GM == 1 ? 128 : 64) / kRowBytes);
+  // Steps per tile: 64 bytes of a lane's K rows a tile (4 steps of 16-bit
+  // rows, 2 of f32), at most 4 (fp8: its kSteps x GM partial dots take
+  // registers).
+  static constexpr int kSteps = min_of(4, 64 / kRowBytes);
   static constexpr int kTileKeys = kSteps * kKeysPerStep;
+  // Tiles a warp has in flight while it computes on one: its K and V rows go
+  // by cp.async into a ring of kStages tiles in shared memory (each lane its
+  // own slots, so no warp or CTA waits on another). Two tiles ahead keep
+  // about twice the bytes in flight of rows held in registers, and the
+  // ring of a CTA of GM <= 4 heads (96 KiB at 16-bit rows) lets two CTAs
+  // share an SM.
+  static constexpr int kStages = 3;
+  static constexpr int kStageBytes = kDecodeWarps * 2 * kSteps * 32 * kRowBytes;
   // The butterfly: kValues partial dots per lane (head g, step s at g * kSteps
   // + s), kLevels halving levels, kHeld whole scores left per lane; the low
   // kRepBits lane bits of a key's lanes then hold copies of the same scores.
@@ -71,31 +74,45 @@ struct DecodeShape {
   // Lanes of a key that hold one head's scores: head = (lane % L) / kHeadLanes.
   static constexpr int kHeadLanes = L / GM;
 
+  // Dynamic shared memory of a CTA: the rings, which the warps' m, l and o
+  // per head overlay once the keys are done.
+  static constexpr int smem_bytes(int head_dim) {
+    const int states = kDecodeWarps * GM * (head_dim + 2) * static_cast<int>(sizeof(float));
+    const int rings = kStages * kStageBytes;
+    return states > rings ? states : rings;
+  }
+
   static_assert(L == 8 || L == 16 || L == 32);
   static_assert(GM == 1 || GM == 4 || GM == 8);
   static_assert(GM <= L && (1 << kLevels) >= GM && kSteps % kHeld == 0);
+  static_assert(kRowBytes == 8 || kRowBytes % 16 == 0);
 };
 
-// Loads the row's 8 elements when `live`, else leaves zeros. Streamed past L1
-// (each row is read once), which leaves L1 to the page list.
+// Copies a lane's raw row (8 elements) to its ring slot when `live`, else
+// zeros there (keys past a tile's end are never read: they may hold NaN).
 template <typename KV>
-__device__ __forceinline__ void load_raw(const KV* p, bool live, RawRow<KV>& r) {
+__device__ __forceinline__ void stage_raw(unsigned char* slot, const KV* p, bool live) {
+  constexpr int kBytes = static_cast<int>(sizeof(RawRow<KV>));
+  if constexpr (kBytes == 8) {
+    cp_async_or_zero<8>(slot, p, live);
+  } else {
 #pragma unroll
-  for (int i = 0; i < RawRow<KV>::kWords; ++i) r.w[i] = 0;
+    for (int c = 0; c < kBytes / 16; ++c) {
+      cp_async_or_zero<16>(slot + 16 * c, reinterpret_cast<const char*>(p) + 16 * c, live);
+    }
+  }
+}
+
+template <typename KV>
+__device__ __forceinline__ void read_raw(const unsigned char* slot, RawRow<KV>& r) {
   if constexpr (RawRow<KV>::kWords == 2) {
-    asm volatile(
-        "{\n .reg .pred p;\n setp.ne.b32 p, %2, 0;\n"
-        " @p ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%3];\n}\n"
-        : "+r"(r.w[0]), "+r"(r.w[1])
-        : "r"(static_cast<int>(live)), "l"(p));
+    const uint2 u = *reinterpret_cast<const uint2*>(slot);
+    r.w[0] = u.x, r.w[1] = u.y;
   } else {
 #pragma unroll
     for (int c = 0; c < RawRow<KV>::kWords / 4; ++c) {
-      asm volatile(
-          "{\n .reg .pred p;\n setp.ne.b32 p, %4, 0;\n"
-          " @p ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%5];\n}\n"
-          : "+r"(r.w[4 * c]), "+r"(r.w[4 * c + 1]), "+r"(r.w[4 * c + 2]), "+r"(r.w[4 * c + 3])
-          : "r"(static_cast<int>(live)), "l"(reinterpret_cast<const char*>(p) + 16 * c));
+      const uint4 u = reinterpret_cast<const uint4*>(slot)[c];
+      r.w[4 * c] = u.x, r.w[4 * c + 1] = u.y, r.w[4 * c + 2] = u.z, r.w[4 * c + 3] = u.w;
     }
   }
 }
@@ -243,35 +260,61 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, GM <= 4 ? 2 : 1)
       pages[s] = kk < t.n && has_dims ? __ldg(a.pages + t.page_base + ((t.key0 + kk) >> shift)) : 0;
     }
   };
-  // The lane's 8 elements of the rows of its keys of tile t; zeros for the
-  // keys past its end, never read (they may hold NaN).
-  const auto load_rows = [&](const DeviceStrided3& cache, const DecodeTile& t,
-                             const int (&pages)[kSteps], RawRow<KV> (&rows)[kSteps]) {
+  // The lane's ring slots: [stage][K, V][step], the 32 lanes of a slot row
+  // side by side (conflict-free 16-byte accesses).
+  constexpr int kRaw = static_cast<int>(sizeof(RawRow<KV>));
+  constexpr int kStages = Shape::kStages;
+  unsigned char* const ring =
+      dynamic_smem() + warp * (kStages * 2 * kSteps * 32 * kRaw) + lane * kRaw;
+  const auto slot = [&](int stage, int kind, int s) {
+    return ring + ((stage * 2 + kind) * kSteps + s) * 32 * kRaw;
+  };
+  // Puts the K and V rows of the lane's keys of tile t in flight to ring
+  // stage `stage` (nothing past the chain) and commits them as one group.
+  const auto stage_tile = [&](const DecodeTile& t, const int (&pages)[kSteps], int stage) {
+    if (t.n > 0) {
 #pragma unroll
-    for (int s = 0; s < kSteps; ++s) {
-      const int kk = s * kKeysPerStep + group;
-      const uint32_t slot = static_cast<uint32_t>((t.key0 + kk) & slot_mask);
-      // h * s[2] is recomputed, not held: registers are what bound the tile.
-      const int64_t offset = static_cast<uint32_t>(pages[s]) * cache.s[0] + slot * cache.s[1] +
-                             static_cast<uint32_t>(h) * cache.s[2] + d0;
-      load_raw(static_cast<const KV*>(cache.data) + offset, kk < t.n && has_dims, rows[s]);
+      for (int s = 0; s < kSteps; ++s) {
+        const int kk = s * kKeysPerStep + group;
+        const bool live = kk < t.n && has_dims;
+        const uint32_t in_page = static_cast<uint32_t>((t.key0 + kk) & slot_mask);
+        const int64_t row = static_cast<uint32_t>(pages[s]) * a.k_cache.s[0] +
+                            in_page * a.k_cache.s[1] + static_cast<uint32_t>(h) * a.k_cache.s[2] + d0;
+        const int64_t v_row = static_cast<uint32_t>(pages[s]) * a.v_cache.s[0] +
+                              in_page * a.v_cache.s[1] + static_cast<uint32_t>(h) * a.v_cache.s[2] + d0;
+        const KV* k_base = static_cast<const KV*>(a.k_cache.data);
+        const KV* v_base = static_cast<const KV*>(a.v_cache.data);
+        stage_raw(slot(stage, 0, s), live ? k_base + row : k_base, live);
+        stage_raw(slot(stage, 1, s), live ? v_base + v_row : v_base, live);
+      }
     }
+    cp_async_commit();
   };
 
-  // Prologue: the K rows of the warp's first tile.
+  // Prologue: the warp's first kStages - 1 tiles in flight; the pages of the
+  // one after them fetched. ahead[j] is the key count of tile i + j (0 past
+  // the chain), tile i being the one computed on.
   DecodeCursor cursor;
   cursor.it = first;
   cursor.tile = warp;
   load_item(a, shift, cursor);
   settle<kTileKeys>(a, end, shift, cursor);
-  DecodeTile tile = tile_at<kTileKeys>(cursor, end);
+  int ahead[kStages - 1];
   int pages[kSteps];
-  load_pages(tile, pages);
-  RawRow<KV> k[kSteps];
-  load_rows(a.k_cache, tile, pages, k);
+#pragma unroll
+  for (int j = 0; j < kStages - 1; ++j) {
+    const DecodeTile t = tile_at<kTileKeys>(cursor, end);
+    load_pages(t, pages);
+    stage_tile(t, pages, j);
+    ahead[j] = t.n;
+    cursor.tile += kDecodeWarps;
+    settle<kTileKeys>(a, end, shift, cursor);
+  }
+  DecodeTile next = tile_at<kTileKeys>(cursor, end);
+  load_pages(next, pages);
 
   // q times scale (and the fp8 K scale), in registers for the whole chain;
-  // loaded while the first K rows are in flight.
+  // loaded while the first rows are in flight.
   const float q_scale = q_factor(a, h);
   float q[GM][8];
   switch (a.q_dtype) {
@@ -286,23 +329,32 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, GM <= 4 ? 2 : 1)
       break;
   }
 
-  while (tile.n > 0) {
-    RawRow<KV> v[kSteps];
-    load_rows(a.v_cache, tile, pages, v);
-    // The next tile and its pages, whose load runs while this tile's K rows
-    // arrive and are scored.
-    const int n = tile.n;
+  int stage = 0;  // of tile i; tile i + kStages - 1 goes where tile i - 1 was
+  while (ahead[0] > 0) {
+    const int n = ahead[0];
+    // Tile i's rows have landed once at most kStages - 2 groups are pending.
+    cp_async_wait<kStages - 2>();
+    // The tile kStages - 1 ahead goes into the stage computed on last (this
+    // lane's own slots, read before this point), and the pages of the one
+    // after it are fetched.
+    const int refill = stage == 0 ? kStages - 1 : stage - 1;
+    stage_tile(next, pages, refill);
+#pragma unroll
+    for (int j = 0; j + 1 < kStages - 1; ++j) ahead[j] = ahead[j + 1];
+    ahead[kStages - 2] = next.n;
     cursor.tile += kDecodeWarps;
     settle<kTileKeys>(a, end, shift, cursor);
-    tile = tile_at<kTileKeys>(cursor, end);
-    load_pages(tile, pages);
+    next = tile_at<kTileKeys>(cursor, end);
+    load_pages(next, pages);
 
     // Partial dots of the lane's 8 dims, then whole scores by the butterfly.
     float dot[Shape::kValues];
 #pragma unroll
     for (int s = 0; s < kSteps; ++s) {
+      RawRow<KV> k;
+      read_raw(slot(stage, 0, s), k);
       float kf[8];
-      widen(k[s], kf);
+      widen(k, kf);
 #pragma unroll
       for (int g = 0; g < GM; ++g) {
         float acc = 0.0f;
@@ -312,9 +364,6 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, GM <= 4 ? 2 : 1)
       }
     }
     butterfly_sum<Shape::kValues, L / 2>(dot, lane);
-
-    // The next tile's K rows load during this tile's softmax and V.
-    load_rows(a.k_cache, tile, pages, k);
 
     // One online-softmax step of the lane's head over the whole warp's keys.
     float x[kHeld];
@@ -358,8 +407,10 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, GM <= 4 ? 2 : 1)
     }
 #pragma unroll
     for (int s = 0; s < kSteps; ++s) {
+      RawRow<KV> v;
+      read_raw(slot(stage, 1, s), v);
       float vf[8];
-      widen(v[s], vf);
+      widen(v, vf);
 #pragma unroll
       for (int g = 0; g < GM; ++g) {
         const int j = g * kSteps + s;
@@ -368,7 +419,12 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, GM <= 4 ? 2 : 1)
         for (int e = 0; e < 8; ++e) o[g][e] = fmaf(w, vf[e], o[g][e]);
       }
     }
+    stage = stage == kStages - 1 ? 0 : stage + 1;
   }
+  // The groups left are empty (past the chain); the states below overlay
+  // every warp's ring.
+  cp_async_wait<0>();
+  __syncthreads();
 
   // The key groups of a warp share m: their o add up, and l over the lanes
   // of a head that hold distinct scores (not the copies).

@@ -33,9 +33,8 @@ cudaError_t decode_with_lanes(const KernelArgs& a, cudaStream_t stream) {
   const int gm = a.heads_per_kv == 1 ? 1 : a.heads_per_kv <= 4 ? 4 : 8;
   const dim3 grid(a.num_decode_chains, (a.heads_per_kv + gm - 1) / gm);
   const dim3 block(kDecodeWarps * 32);
-  const int bytes = decode_smem_bytes(gm, a.head_dim);
-  const auto launch = [&](auto kernel) {
-    // Over 48 KiB (8 heads of head_dim 256) needs the opt-in.
+  const auto launch = [&](auto kernel, int bytes) {
+    // Over 48 KiB needs the opt-in.
     if (bytes > 48 * 1024) {
       const cudaError_t set =
           cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
@@ -44,9 +43,9 @@ cudaError_t decode_with_lanes(const KernelArgs& a, cudaStream_t stream) {
     kernel<<<grid, block, bytes, stream>>>(a);
     return cudaGetLastError();
   };
-  if (gm == 1) return launch(decode_kernel<KV, L, 1>);
-  if (gm == 4) return launch(decode_kernel<KV, L, 4>);
-  return launch(decode_kernel<KV, L, 8>);
+  if (gm == 1) return launch(decode_kernel<KV, L, 1>, DecodeShape<KV, L, 1>::smem_bytes(a.head_dim));
+  if (gm == 4) return launch(decode_kernel<KV, L, 4>, DecodeShape<KV, L, 4>::smem_bytes(a.head_dim));
+  return launch(decode_kernel<KV, L, 8>, DecodeShape<KV, L, 8>::smem_bytes(a.head_dim));
 }
 
 // Launches `kernel` with `bytes` of dynamic shared memory (over 48 KiB needs

@@ -91,12 +91,30 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* global) {
                "l"(global));
 }
 
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+// kBytes (8 or 16) from global to shared memory when `live`, else zeros
+// there and nothing read.
+template <int kBytes>
+__device__ __forceinline__ void cp_async_or_zero(void* smem, const void* global, bool live) {
+  static_assert(kBytes == 8 || kBytes == 16);
+  const int bytes = live ? kBytes : 0;
+  if constexpr (kBytes == 16) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(smem)),
+                 "l"(global), "r"(bytes)
+                 : "memory");
+  } else {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(smem_address(smem)),
+                 "l"(global), "r"(bytes)
+                 : "memory");
+  }
+}
 
-// Waits until at most `pending` committed groups of this thread are in flight.
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+
+// Waits until at most `pending` committed groups of this thread are in
+// flight; shared-memory reads stay after it.
 template <int pending>
 __device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(pending));
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(pending) : "memory");
 }
 
 }  // namespace rpa::cuda

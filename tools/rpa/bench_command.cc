@@ -33,6 +33,7 @@ struct BenchFlags {
   std::string backend = "auto";
   std::string plot;
   gen::BatchSpec variant;  // only its options, sinks, lse and kv_quant are used
+  PlanConfig plan_sizes;   // 0 = the backend's heuristic
 };
 
 // Applies the variant flags to a scenario's batches.
@@ -113,6 +114,12 @@ int run_bench(const BenchFlags& flags) {
   config.threads = flags.threads > 0 ? flags.threads : omp_get_max_threads();
   config.policy.repeat = flags.repeat;
   config.policy.budget_s = flags.budget_s;
+  config.plan_sizes = flags.plan_sizes;
+  const PlanConfig& sizes = flags.plan_sizes;
+  if (!flags.json && (sizes.q_tile_rows != 0 || sizes.kv_chunk_tokens != 0 || sizes.split_tokens != 0)) {
+    std::printf("plan sizes: q_tile_rows %d, kv_chunk %d, split %d (0 = heuristic)\n",
+                sizes.q_tile_rows, sizes.kv_chunk_tokens, sizes.split_tokens);
+  }
   if (config.backend == Backend::kCuda) return run_cuda_bench(flags, config);
   const std::vector<bench::Scenario> scenarios = selected_scenarios(flags);
 
@@ -167,6 +174,16 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--backend", flags->backend, "auto | reference | single-loop | cpu | cuda");
   cmd->add_option("--plot", flags->plot,
                   "also sweep context length and capacity and draw them into FILE.png");
+  cmd->add_option("--q-tile-rows", flags->plan_sizes.q_tile_rows,
+                  "plan with this Q tile instead of the heuristic's (0 = heuristic)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--kv-chunk", flags->plan_sizes.kv_chunk_tokens,
+                  "plan with this many keys per item (0 = heuristic)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--split", flags->plan_sizes.split_tokens,
+                  "plan with this many keys per split of a one-tile slot, a multiple of the "
+                  "item's (0 = heuristic)")
+      ->check(CLI::NonNegativeNumber);
   add_variant_flags(cmd, flags->variant);
   cmd->callback([flags, &exit_code] { exit_code = run_bench(*flags); });
 }
