@@ -2,8 +2,8 @@
 # The GPU machine's work on the cuda backend, from the bundle that
 # scripts/gpu_bundle.sh made and the device tool carried, in two device calls
 # (one call may run 600 s at most):
-#   bash scripts/gpu_session.sh check     the cuda tests, a compute-sanitizer
-#                                         memcheck, the Python module on torch
+#   bash scripts/gpu_session.sh check     the cuda tests, compute-sanitizer's
+#                                         memcheck and racecheck, the Python module on torch
 #                                         CUDA tensors, the XLA custom call on
 #                                         JAX GPU arrays (about 9 min at most)
 #   bash scripts/gpu_session.sh measure   rpa bench --backend cuda and the
@@ -54,6 +54,10 @@ if [[ $phase == check ]]; then
   step memcheck 200 "$sanitizer" --tool memcheck --error-exitcode 9 \
     "$bundle/bin/rpa_tests" --gtest_filter='Cuda.MatchesReference*:Cuda.Fp8*'
   grep -m 3 -E 'ERROR SUMMARY|Invalid|not supported' "$out/memcheck.txt"
+  # Shared-memory hazards of the cp.async rings and the warp-level barriers.
+  step racecheck 200 "$sanitizer" --tool racecheck --error-exitcode 9 \
+    "$bundle/bin/rpa_tests" --gtest_filter='Cuda.MatchesReferenceWithItsPlannerSizes:Cuda.DecodeOnlyWithLongContexts'
+  grep -m 3 -E 'ERROR SUMMARY|RACECHECK SUMMARY|hazard|not supported' "$out/racecheck.txt"
   if compgen -G "$bundle/python/rpa/_rpa.cpython-*.so" >/dev/null; then
     step python 90 env PYTHONPATH="$bundle/python" python3 scripts/gpu_python_check.py
     cat "$out/python.txt"

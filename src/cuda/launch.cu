@@ -2,6 +2,7 @@
 #include <type_traits>
 
 #include "cuda/decode.cuh"
+#include "cuda/decode_mma.cuh"
 #include "cuda/launch.h"
 #include "cuda/merge.cuh"
 #include "cuda/prefill.cuh"
@@ -101,9 +102,32 @@ cudaError_t prefill_simt(const KernelArgs& a, cudaStream_t stream) {
   });
 }
 
+template <typename C>
+cudaError_t decode_with_mma(const KernelArgs& a, cudaStream_t stream) {
+  return with_head_dim(a.head_dim, [&](auto dim) {
+    constexpr int kDim = decltype(dim)::value;
+    if constexpr (kDim > 128) {
+      return cudaErrorInvalidValue;  // decode_on_mma said no
+    } else {
+      const auto kernel = decode_mma_kernel<C, kDim>;
+      constexpr int kBytes = DecodeMmaLayout<kDim>::kBytes;
+      const cudaError_t set =
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
+      if (set != cudaSuccess) return set;
+      const dim3 grid(a.num_decode_chains, (a.heads_per_kv + kDecodeMmaRows - 1) / kDecodeMmaRows);
+      kernel<<<grid, kDecodeMmaWarps * 32, kBytes, stream>>>(a);
+      return cudaGetLastError();
+    }
+  });
+}
+
 }  // namespace
 
 cudaError_t launch_decode(const KernelArgs& a, cudaStream_t stream) {
+  if (decode_on_mma(a.q_dtype, a.kv_dtype, a.head_dim)) {
+    return a.q_dtype == DType::kBF16 ? decode_with_mma<__nv_bfloat16>(a, stream)
+                                     : decode_with_mma<__half>(a, stream);
+  }
   return with_kv_type(a.kv_dtype, [&](auto kv) {
     using KV = decltype(kv);
     // 32 lanes of 8 elements cover the widest supported head_dim.

@@ -24,7 +24,6 @@ inline constexpr int kMmaThreads = 128;
 inline constexpr int kMmaRows = 64;  // packed rows per CTA
 inline constexpr int kMmaKeys = 64;  // keys per K/V block
 inline constexpr int kMmaPad = 8;    // 16-bit elements past each shared row
-inline constexpr float kLog2e = 1.4426950408889634f;
 
 // Shared memory of one CTA at head_dim `dim`: Q, then two stages of K and V,
 // 16-bit rows of dim + kMmaPad elements (every offset 16-byte aligned).
