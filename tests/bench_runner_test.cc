@@ -70,5 +70,28 @@ TEST(BenchRunner, MixedPartsComeOutAsInTheWholeBatch) {
   EXPECT_EQ(j["scenarios"][0].size(), j["scenarios"][1].size());
 }
 
+// --q-tile-rows, --kv-chunk and --split reach the planner of every timed
+// call: sizes it refuses fail the scenario with its message, and sizes it
+// takes run and agree with gather-dense.
+TEST(BenchRunner, PlanSizesReachThePlannerOfTheTimedCalls) {
+  const Scenario scenario{"sized", "a test", decode_spec(2, 300, 4), std::nullopt};
+  Progress progress(false);
+  BenchConfig config = quick();
+  config.plan_sizes = PlanConfig{0, 64, 100};
+  ScenarioResult refused;
+  const Status s = run_scenario(scenario, config, progress, &refused);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("split_tokens = 100 must be a multiple of kv_chunk_tokens 64"),
+            std::string::npos)
+      << s.message();
+
+  config.plan_sizes = PlanConfig{0, 64, 128};
+  ScenarioResult sized;
+  const Status ok = run_scenario(scenario, config, progress, &sized);
+  ASSERT_TRUE(ok.ok()) << ok.message();
+  EXPECT_GE(sized.main.rpa.samples(), 1);
+  EXPECT_LT(sized.main.rel_diff_vs_gather_dense, 1e-2);
+}
+
 }  // namespace
 }  // namespace rpa::bench
