@@ -1,5 +1,7 @@
-// The decode kernel: one CTA per decode chain (slot, kv head, split) and block
-// of up to GM of its heads_per_kv query heads, which share every K and V load.
+// The decode kernel on CUDA cores, for what the tensor-core kernel
+// (decode_mma.cuh) does not take: f32 q, fp8 caches, head_dim 256. One CTA
+// per decode chain (slot, kv head, split) and block of up to GM of its
+// heads_per_kv query heads, which share every K and V load.
 //
 // Decode is bound by memory latency, so the kernel's shape is set by keeping
 // loads in flight. The chain's keys are cut into tiles of kTileKeys, numbered
