@@ -19,6 +19,7 @@
 #include "core/problem.h"
 #include "cuda/cuda.h"
 #include "cuda/device_plan.h"
+#include "cuda/launch.h"
 #include "staging/cuda_staging.h"
 #include "generate/batch.h"
 #include "owned_outputs.h"
@@ -87,13 +88,16 @@ struct OnDevice {
   Status uploaded;
 };
 
-// The random spec with the head counts and page sizes the CPU suite leaves
-// out: heads_per_kv that are not a register block of the decode kernel (2, 3,
-// 6) or exceed one (16: a second CTA row), and page sizes 8 and 128.
+// The random spec with the head counts, page sizes and scales the CPU suite
+// leaves out: heads_per_kv that are not a register block of the decode
+// kernels (2, 3, 6) or exceed one (16: a second CTA row of the CUDA-core
+// kernel; 20: of the tensor-core kernel too), page sizes 8 and 128, and a
+// negative scale (the softmax then runs on scaled scores).
 gen::BatchSpec odd_shape_spec(uint64_t seed) {
   gen::BatchSpec spec = random_spec(seed);
-  spec.heads_per_kv = std::array<int32_t, 4>{2, 3, 6, 16}[seed % 4];
-  spec.page_size = std::array<int32_t, 2>{8, 128}[(seed / 4) % 2];
+  spec.heads_per_kv = std::array<int32_t, 5>{2, 3, 6, 16, 20}[seed % 5];
+  spec.page_size = std::array<int32_t, 2>{8, 128}[(seed / 5) % 2];
+  if (seed % 6 == 5) spec.options.scale = -0.08f;
   return spec;
 }
 
@@ -140,6 +144,36 @@ TEST(CudaPlan, PrefillChainsAreUploadedCostliestFirst) {
   for (const ChainRef& chain : plan.prefill_chains) want.push_back(chain.first_item);
   std::sort(firsts.begin(), firsts.end());
   EXPECT_EQ(firsts, want);
+}
+
+// Host side, no GPU needed: bf16/f16 decode at head_dim 128 takes the
+// tensor-core kernel where its 104,448-byte rings fit (H100/H200: 227 KiB per
+// block), the CUDA-core kernel where the GPU offers 99 KiB (sm_86, sm_89), and
+// every decode the backend can run fits in 99 KiB.
+TEST(CudaPlan, DecodeFitsGpusWith99KiBOfSharedMemoryPerBlock) {
+  constexpr int kHopper = 227 * 1024, kAda = 99 * 1024;
+  cuda::KernelArgs a;
+  a.q_dtype = a.kv_dtype = DType::kBF16;
+  a.heads_per_kv = 4;
+  a.head_dim = 128;
+  EXPECT_EQ(cuda::decode_kernel_smem_bytes(a, kHopper), 104448);
+  EXPECT_EQ(cuda::decode_kernel_smem_bytes(a, kAda), 98304);
+  const DType pairs[][2] = {{DType::kBF16, DType::kBF16}, {DType::kF16, DType::kF16},
+                            {DType::kF32, DType::kF32}, {DType::kBF16, DType::kF8E4M3},
+                            {DType::kF32, DType::kF8E4M3}};
+  for (const auto& pair : pairs) {
+    for (const int dim : {64, 80, 96, 128, 256}) {
+      for (const int heads : {1, 3, 4, 8, 16}) {
+        a.q_dtype = pair[0];
+        a.kv_dtype = pair[1];
+        a.head_dim = dim;
+        a.heads_per_kv = heads;
+        EXPECT_LE(cuda::decode_kernel_smem_bytes(a, kAda), kAda)
+            << dtype_name(pair[0]) << " q, " << dtype_name(pair[1]) << " cache, head_dim " << dim
+            << ", " << heads << " heads per kv head";
+      }
+    }
+  }
 }
 
 TEST(Cuda, WithoutADeviceTheCallSaysWhyAndWritesNothing) {

@@ -48,15 +48,27 @@ __host__ __device__ constexpr int exact_log2(int x) {
 
 __host__ __device__ constexpr int min_of(int x, int y) { return x < y ? x : y; }
 
+// Steps per tile of a lane whose share of a key row is row_bytes (8
+// elements): 64 bytes of K rows a tile (4 steps of 16-bit rows, 2 of f32), at
+// most 4 (fp8: its kSteps x GM partial dots take registers).
+__host__ __device__ constexpr int decode_steps(int row_bytes) { return min_of(4, 64 / row_bytes); }
+
+inline constexpr int kDecodeStages = 3;
+
+// Dynamic shared memory of a CTA: the warps' rings, which the warps' m, l
+// and o of gm heads overlay once the keys are done.
+__host__ __device__ constexpr int decode_smem_bytes(int row_bytes, int gm, int head_dim) {
+  const int rings = kDecodeStages * kDecodeWarps * 2 * decode_steps(row_bytes) * 32 * row_bytes;
+  const int states = kDecodeWarps * gm * (head_dim + 2) * static_cast<int>(sizeof(float));
+  return states > rings ? states : rings;
+}
+
 template <typename KV, int L, int GM>
 struct DecodeShape {
   static constexpr int kKeysPerStep = 32 / L;
   // A lane's share of a key row: 8 elements, read as one raw row.
   static constexpr int kRowBytes = 8 * static_cast<int>(sizeof(KV));
-  // Steps per tile: 64 bytes of a lane's K rows a tile (4 steps of 16-bit
-  // rows, 2 of f32), at most 4 (fp8: its kSteps x GM partial dots take
-  // registers).
-  static constexpr int kSteps = min_of(4, 64 / kRowBytes);
+  static constexpr int kSteps = decode_steps(kRowBytes);
   static constexpr int kTileKeys = kSteps * kKeysPerStep;
   // Tiles a warp has in flight while it computes on one: its K and V rows go
   // by cp.async into a ring of kStages tiles in shared memory (each lane its
@@ -64,8 +76,7 @@ struct DecodeShape {
   // about twice the bytes in flight of rows held in registers, and the
   // ring of a CTA of GM <= 4 heads (96 KiB at 16-bit rows) lets two CTAs
   // share an SM.
-  static constexpr int kStages = 3;
-  static constexpr int kStageBytes = kDecodeWarps * 2 * kSteps * 32 * kRowBytes;
+  static constexpr int kStages = kDecodeStages;
   // The butterfly: kValues partial dots per lane (head g, step s at g * kSteps
   // + s), kLevels halving levels, kHeld whole scores left per lane; the low
   // kRepBits lane bits of a key's lanes then hold copies of the same scores.
@@ -75,14 +86,6 @@ struct DecodeShape {
   static constexpr int kRepBits = exact_log2(L) - kLevels;
   // Lanes of a key that hold one head's scores: head = (lane % L) / kHeadLanes.
   static constexpr int kHeadLanes = L / GM;
-
-  // Dynamic shared memory of a CTA: the rings, which the warps' m, l and o
-  // per head overlay once the keys are done.
-  static constexpr int smem_bytes(int head_dim) {
-    const int states = kDecodeWarps * GM * (head_dim + 2) * static_cast<int>(sizeof(float));
-    const int rings = kStages * kStageBytes;
-    return states > rings ? states : rings;
-  }
 
   static_assert(L == 8 || L == 16 || L == 32);
   static_assert(GM == 1 || GM == 4 || GM == 8);
@@ -263,7 +266,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, GM <= 4 ? 2 : 1)
     }
   };
   // The lane's ring slots: [stage][K, V][step], the 32 lanes of a slot row
-  // side by side (conflict-free 16-byte accesses).
+  // side by side (16-byte rows: conflict-free accesses; f32's 32-byte rows
+  // conflict two ways, fp8's 8-byte copies go through L1).
   constexpr int kRaw = static_cast<int>(sizeof(RawRow<KV>));
   constexpr int kStages = Shape::kStages;
   unsigned char* const ring =

@@ -30,24 +30,32 @@ inline constexpr int kDecodeMmaRows = 16;  // query heads per CTA: the mma's M
 inline constexpr int kDecodeMmaKeys = 16;  // keys per tile
 inline constexpr int kDecodeMmaStages = 3;
 
-// Whether the tensor-core kernel runs a call of these dtypes and head_dim.
+// Whether the tensor-core kernel takes a call of these dtypes and head_dim.
 __host__ __device__ constexpr bool decode_on_mma(DType q, DType kv, int head_dim) {
   return (q == DType::kBF16 || q == DType::kF16) && kv == q && head_dim <= 128 && head_dim % 16 == 0;
 }
 
-// Shared memory of a CTA: each warp's ring of K and V tiles (16-bit rows of
-// kDim + 8 elements, so the 8 rows of an ldmatrix fall in distinct banks),
-// which the warps' m, l and o of every row overlay at the end.
+// Dynamic shared memory of a CTA at head_dim `dim` (DecodeMmaLayout): each
+// warp's ring of K and V tiles, 16-bit rows of dim + 8 elements, which the
+// warps' m, l and o of every row overlay at the end. 104,448 bytes at head_dim
+// 128: more than GPUs with 99 KiB per block (sm_86, sm_89) offer, where the
+// CUDA-core kernel runs instead (launch_decode).
+__host__ __device__ constexpr int decode_mma_smem_bytes(int dim) {
+  const int rings = kDecodeMmaWarps * kDecodeMmaStages * 2 * kDecodeMmaKeys * (dim + 8) * 2;
+  const int states = kDecodeMmaWarps * kDecodeMmaRows * (dim + 2) * static_cast<int>(sizeof(float));
+  return rings > states ? rings : states;
+}
+
+// The rings' layout: rows of kDim + 8 elements, so the 8 rows of an ldmatrix
+// fall in distinct banks.
 template <int kDim>
 struct DecodeMmaLayout {
   static constexpr int kLd = kDim + 8;
   static constexpr int kTileBytes = kDecodeMmaKeys * kLd * 2;  // K or V of a tile
   static constexpr int kStageBytes = 2 * kTileBytes;
   static constexpr int kWarpBytes = kDecodeMmaStages * kStageBytes;
-  static constexpr int kStateBytes =
-      kDecodeMmaWarps * kDecodeMmaRows * (kDim + 2) * static_cast<int>(sizeof(float));
-  static constexpr int kBytes =
-      kDecodeMmaWarps * kWarpBytes > kStateBytes ? kDecodeMmaWarps * kWarpBytes : kStateBytes;
+  static constexpr int kBytes = decode_mma_smem_bytes(kDim);
+  static_assert(kBytes >= kDecodeMmaWarps * kWarpBytes);
   // 16-byte copies per lane of a K (or V) tile: chunk j * 32 + lane.
   static constexpr int kCopies = kDecodeMmaKeys * (kDim / 8) / 32;
   static_assert(kDecodeMmaKeys * (kDim / 8) % 32 == 0);

@@ -26,15 +26,26 @@ cudaError_t with_kv_type(DType kv, const Fn& fn) {
   }
 }
 
+// Heads per CTA of the CUDA-core decode kernel: one register block of q and
+// o per head.
+int decode_heads_per_cta(int heads_per_kv) { return heads_per_kv == 1 ? 1 : heads_per_kv <= 4 ? 4 : 8; }
+
+// Whether the call's decode runs on tensor cores: its dtypes and head_dim
+// allow it and the kernel's rings fit the device's shared memory per block.
+bool decode_uses_mma(const KernelArgs& a, int smem_optin) {
+  return decode_on_mma(a.q_dtype, a.kv_dtype, a.head_dim) &&
+         decode_mma_smem_bytes(a.head_dim) <= smem_optin;
+}
+
 // Lanes per key: 8 elements each, the fewest power-of-two lanes that cover
 // head_dim (80 and 96 leave some idle).
 template <typename KV, int L>
 cudaError_t decode_with_lanes(const KernelArgs& a, cudaStream_t stream) {
-  // Heads per CTA: one register block of q and o per head.
-  const int gm = a.heads_per_kv == 1 ? 1 : a.heads_per_kv <= 4 ? 4 : 8;
+  const int gm = decode_heads_per_cta(a.heads_per_kv);
   const dim3 grid(a.num_decode_chains, (a.heads_per_kv + gm - 1) / gm);
   const dim3 block(kDecodeWarps * 32);
-  const auto launch = [&](auto kernel, int bytes) {
+  const int bytes = decode_smem_bytes(static_cast<int>(sizeof(KV)) * 8, gm, a.head_dim);
+  const auto launch = [&](auto kernel) {
     // Over 48 KiB needs the opt-in.
     if (bytes > 48 * 1024) {
       const cudaError_t set =
@@ -44,9 +55,9 @@ cudaError_t decode_with_lanes(const KernelArgs& a, cudaStream_t stream) {
     kernel<<<grid, block, bytes, stream>>>(a);
     return cudaGetLastError();
   };
-  if (gm == 1) return launch(decode_kernel<KV, L, 1>, DecodeShape<KV, L, 1>::smem_bytes(a.head_dim));
-  if (gm == 4) return launch(decode_kernel<KV, L, 4>, DecodeShape<KV, L, 4>::smem_bytes(a.head_dim));
-  return launch(decode_kernel<KV, L, 8>, DecodeShape<KV, L, 8>::smem_bytes(a.head_dim));
+  if (gm == 1) return launch(decode_kernel<KV, L, 1>);
+  if (gm == 4) return launch(decode_kernel<KV, L, 4>);
+  return launch(decode_kernel<KV, L, 8>);
 }
 
 // Launches `kernel` with `bytes` of dynamic shared memory (over 48 KiB needs
@@ -110,7 +121,7 @@ cudaError_t decode_with_mma(const KernelArgs& a, cudaStream_t stream) {
       return cudaErrorInvalidValue;  // decode_on_mma said no
     } else {
       const auto kernel = decode_mma_kernel<C, kDim>;
-      constexpr int kBytes = DecodeMmaLayout<kDim>::kBytes;
+      constexpr int kBytes = decode_mma_smem_bytes(kDim);
       const cudaError_t set =
           cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
       if (set != cudaSuccess) return set;
@@ -123,8 +134,14 @@ cudaError_t decode_with_mma(const KernelArgs& a, cudaStream_t stream) {
 
 }  // namespace
 
-cudaError_t launch_decode(const KernelArgs& a, cudaStream_t stream) {
-  if (decode_on_mma(a.q_dtype, a.kv_dtype, a.head_dim)) {
+int decode_kernel_smem_bytes(const KernelArgs& a, int smem_optin) {
+  if (decode_uses_mma(a, smem_optin)) return decode_mma_smem_bytes(a.head_dim);
+  return decode_smem_bytes(static_cast<int>(dtype_size(a.kv_dtype)) * 8,
+                           decode_heads_per_cta(a.heads_per_kv), a.head_dim);
+}
+
+cudaError_t launch_decode(const KernelArgs& a, int smem_optin, cudaStream_t stream) {
+  if (decode_uses_mma(a, smem_optin)) {
     return a.q_dtype == DType::kBF16 ? decode_with_mma<__nv_bfloat16>(a, stream)
                                      : decode_with_mma<__half>(a, stream);
   }

@@ -12,7 +12,13 @@ namespace rpa::cuda {
 // Dynamic shared memory per block of the prefill kernel this call would use.
 int prefill_smem_bytes(const KernelArgs& args);
 
-cudaError_t launch_decode(const KernelArgs& args, cudaStream_t stream);
+// Dynamic shared memory per block of the decode kernel this call would use
+// on a device offering smem_optin bytes per block (opt-in).
+int decode_kernel_smem_bytes(const KernelArgs& args, int smem_optin);
+
+// The tensor-core decode kernel where the call's dtypes and head_dim allow
+// it and its rings fit smem_optin, else the CUDA-core one.
+cudaError_t launch_decode(const KernelArgs& args, int smem_optin, cudaStream_t stream);
 cudaError_t launch_prefill(const KernelArgs& args, cudaStream_t stream);
 cudaError_t launch_merge(const KernelArgs& args, cudaStream_t stream);
 

@@ -226,19 +226,21 @@ Status run_cuda(const Problem& problem, const Plan& plan, const AttentionInputs&
   KernelArgs args = describe_args(problem, inputs, outputs);
   // Everything that can refuse the call is asked before the first launch, so
   // an error leaves out untouched (docs/contract.md §3).
-  if (!plan.prefill_items.empty()) {
-    int device = 0, optin = 0;
-    RPA_RETURN_IF_CUDA_ERROR(cudaGetDevice(&device), "asking for the current device");
-    RPA_RETURN_IF_CUDA_ERROR(
-        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
-        "asking for the shared memory per block");
-    const int needed = cuda::prefill_smem_bytes(args);
-    if (needed > optin) {
-      return Status::Unsupported(cat("cuda backend: prefill at head_dim ", problem.head_dim,
-                                     " needs ", needed, " bytes of shared memory per block; this GPU offers ",
-                                     optin));
-    }
+  int device = 0, optin = 0;
+  RPA_RETURN_IF_CUDA_ERROR(cudaGetDevice(&device), "asking for the current device");
+  RPA_RETURN_IF_CUDA_ERROR(
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+      "asking for the shared memory per block");
+  const auto fits = [&](const char* kernel, int needed) {
+    if (needed <= optin) return Status::Ok();
+    return Status::Unsupported(cat("cuda backend: ", kernel, " at head_dim ", problem.head_dim, " needs ",
+                                   needed, " bytes of shared memory per block; this GPU offers ",
+                                   optin));
+  };
+  if (!plan.decode_items.empty()) {
+    RPA_RETURN_IF_ERROR(fits("decode", cuda::decode_kernel_smem_bytes(args, optin)));
   }
+  if (!plan.prefill_items.empty()) RPA_RETURN_IF_ERROR(fits("prefill", cuda::prefill_smem_bytes(args)));
   cudaGetLastError();  // an earlier, unrelated failure must not be reported as ours
   const cuda::PackedPlan packed = cuda::pack_plan(problem, plan);
   StreamBuffer buffer;
@@ -253,7 +255,8 @@ Status run_cuda(const Problem& problem, const Plan& plan, const AttentionInputs&
                            "uploading the plan");
   cuda::bind_plan(packed, plan, buffer.data, &args);
   if (args.num_decode_chains > 0) {
-    RPA_RETURN_IF_CUDA_ERROR(cuda::launch_decode(args, buffer.stream), "launching the decode kernel");
+    RPA_RETURN_IF_CUDA_ERROR(cuda::launch_decode(args, optin, buffer.stream),
+                             "launching the decode kernel");
   }
   if (args.num_prefill_chains > 0) {
     RPA_RETURN_IF_CUDA_ERROR(cuda::launch_prefill(args, buffer.stream), "launching the prefill kernel");
