@@ -75,21 +75,28 @@ __device__ __forceinline__ void widen(const RawRow<KV>& r, float (&x)[8]) {
   }
 }
 
+// A raw row from global or shared memory, by 16-byte loads (one 8-byte load
+// for fp8); p is aligned to them.
+template <typename KV>
+__device__ __forceinline__ void load_raw(const void* p, RawRow<KV>& r) {
+  if constexpr (RawRow<KV>::kWords == 2) {
+    const uint2 u = *static_cast<const uint2*>(p);
+    r.w[0] = u.x, r.w[1] = u.y;
+  } else {
+#pragma unroll
+    for (int c = 0; c < RawRow<KV>::kWords / 4; ++c) {
+      const uint4 u = static_cast<const uint4*>(p)[c];
+      r.w[4 * c] = u.x, r.w[4 * c + 1] = u.y, r.w[4 * c + 2] = u.z, r.w[4 * c + 3] = u.w;
+    }
+  }
+}
+
 // Eight consecutive elements of a K/V row as f32. The row pointer is aligned
 // to the load (16 bytes; 8 for fp8): runtime.cc checks the cache layout.
 template <typename KV>
 __device__ __forceinline__ void load8(const KV* p, float (&x)[8]) {
   RawRow<KV> r;
-  if constexpr (RawRow<KV>::kWords == 2) {
-    const uint2 u = *reinterpret_cast<const uint2*>(p);
-    r.w[0] = u.x, r.w[1] = u.y;
-  } else {
-#pragma unroll
-    for (int c = 0; c < RawRow<KV>::kWords / 4; ++c) {
-      const uint4 u = reinterpret_cast<const uint4*>(p)[c];
-      r.w[4 * c] = u.x, r.w[4 * c + 1] = u.y, r.w[4 * c + 2] = u.z, r.w[4 * c + 3] = u.w;
-    }
-  }
+  load_raw(p, r);
   widen(r, x);
 }
 
@@ -141,6 +148,27 @@ __device__ __forceinline__ __half stage_value<__half>(float x) {
 // What q of kv head h is multiplied by: scale, and the fp8 K scale folded in.
 __device__ __forceinline__ float q_factor(const KernelArgs& a, int h) {
   return a.scale * (a.k_scale != nullptr ? a.k_scale[h] : 1.0f);
+}
+
+inline constexpr float kLog2e = 1.4426950408889634f;
+
+// How a tensor-core kernel's raw scores (q . k, q exact) become logits.
+// With no soft cap and scale > 0 the row max of the raw scores is the max of
+// the logits, so the softmax runs on raw scores, m in raw units, and scale
+// rides in the exponent's multiplier: one FFMA per score, no FMUL. Else the
+// scores are scaled (and capped) first, and unit is 1.
+struct ScoreUnits {
+  float scale;        // q_factor of the kv head
+  bool scaled_first;  // scores are scaled (and capped) before the softmax
+  float unit;         // raw score x unit = logit
+  float unit_log2;    // unit x log2(e): the exponent's multiplier
+};
+
+__device__ __forceinline__ ScoreUnits score_units(const KernelArgs& a, int h) {
+  const float scale = q_factor(a, h);
+  const bool scaled_first = a.logit_soft_cap > 0.0f || !(scale > 0.0f);
+  const float unit = scaled_first ? 1.0f : scale;
+  return {scale, scaled_first, unit, unit * kLog2e};
 }
 
 // What o of kv head h is multiplied by: the fp8 V scale, folded into o.

@@ -108,20 +108,6 @@ __device__ __forceinline__ void stage_raw(unsigned char* slot, const KV* p, bool
   }
 }
 
-template <typename KV>
-__device__ __forceinline__ void read_raw(const unsigned char* slot, RawRow<KV>& r) {
-  if constexpr (RawRow<KV>::kWords == 2) {
-    const uint2 u = *reinterpret_cast<const uint2*>(slot);
-    r.w[0] = u.x, r.w[1] = u.y;
-  } else {
-#pragma unroll
-    for (int c = 0; c < RawRow<KV>::kWords / 4; ++c) {
-      const uint4 u = reinterpret_cast<const uint4*>(slot)[c];
-      r.w[4 * c] = u.x, r.w[4 * c + 1] = u.y, r.w[4 * c + 2] = u.z, r.w[4 * c + 3] = u.w;
-    }
-  }
-}
-
 // Sums v across the L lanes of a key group (start: C = N, Off = L / 2). A
 // level keeps half the values (the upper half in lanes with bit `Off` set)
 // and adds the partner's copy of them; once one is left, levels add copies.
@@ -358,7 +344,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, GM <= 4 ? 2 : 1)
 #pragma unroll
     for (int s = 0; s < kSteps; ++s) {
       RawRow<KV> k;
-      read_raw(slot(stage, 0, s), k);
+      load_raw(slot(stage, 0, s), k);
       float kf[8];
       widen(k, kf);
 #pragma unroll
@@ -414,7 +400,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, GM <= 4 ? 2 : 1)
 #pragma unroll
     for (int s = 0; s < kSteps; ++s) {
       RawRow<KV> v;
-      read_raw(slot(stage, 1, s), v);
+      load_raw(slot(stage, 1, s), v);
       float vf[8];
       widen(v, vf);
 #pragma unroll

@@ -167,12 +167,7 @@ __global__ void __launch_bounds__(kDecodeMmaWarps * 32, 2) decode_mma_kernel(con
     }
   }
 
-  // As in prefill_mma.cuh: with no soft cap and scale > 0 the softmax runs
-  // on raw scores, m in raw units, and scale rides in the exponent.
-  const float scale = q_factor(a, h);
-  const bool scaled_first = a.logit_soft_cap > 0.0f || !(scale > 0.0f);
-  const float unit = scaled_first ? 1.0f : scale;  // raw score x unit = logit
-  const float unit_log2 = unit * kLog2e;
+  const auto [scale, scaled_first, unit, unit_log2] = score_units(a, h);
   float o[kDimTiles][4];
 #pragma unroll
   for (int t = 0; t < kDimTiles; ++t) o[t][0] = o[t][1] = o[t][2] = o[t][3] = 0.0f;

@@ -37,41 +37,41 @@ bool decode_uses_mma(const KernelArgs& a, int smem_optin) {
          decode_mma_smem_bytes(a.head_dim) <= smem_optin;
 }
 
+// Launches `kernel` on `grid` x `threads` with `bytes` of dynamic shared
+// memory, allowed first (over 48 KiB needs the opt-in).
+template <typename Kernel>
+cudaError_t launch_with_smem(Kernel kernel, dim3 grid, int threads, int bytes, const KernelArgs& a,
+                             cudaStream_t stream) {
+  const cudaError_t set =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  if (set != cudaSuccess) return set;
+  kernel<<<grid, threads, bytes, stream>>>(a);
+  return cudaGetLastError();
+}
+
 // Lanes per key: 8 elements each, the fewest power-of-two lanes that cover
 // head_dim (80 and 96 leave some idle).
 template <typename KV, int L>
 cudaError_t decode_with_lanes(const KernelArgs& a, cudaStream_t stream) {
   const int gm = decode_heads_per_cta(a.heads_per_kv);
   const dim3 grid(a.num_decode_chains, (a.heads_per_kv + gm - 1) / gm);
-  const dim3 block(kDecodeWarps * 32);
   const int bytes = decode_smem_bytes(static_cast<int>(sizeof(KV)) * 8, gm, a.head_dim);
   const auto launch = [&](auto kernel) {
-    // Over 48 KiB needs the opt-in.
-    if (bytes > 48 * 1024) {
-      const cudaError_t set =
-          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-      if (set != cudaSuccess) return set;
-    }
-    kernel<<<grid, block, bytes, stream>>>(a);
-    return cudaGetLastError();
+    return launch_with_smem(kernel, grid, kDecodeWarps * 32, bytes, a, stream);
   };
   if (gm == 1) return launch(decode_kernel<KV, L, 1>);
   if (gm == 4) return launch(decode_kernel<KV, L, 4>);
   return launch(decode_kernel<KV, L, 8>);
 }
 
-// Launches `kernel` with `bytes` of dynamic shared memory (over 48 KiB needs
-// the opt-in) on a grid of the prefill chains x blocks of `rows` packed rows.
+// Launches a prefill kernel on a grid of the prefill chains x blocks of
+// `rows` packed rows.
 template <typename Kernel>
 cudaError_t launch_prefill_kernel(Kernel kernel, int threads, int rows, int bytes,
                                   const KernelArgs& a, cudaStream_t stream) {
-  const cudaError_t set =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-  if (set != cudaSuccess) return set;
   const int packed_rows = a.max_tile_rows * a.heads_per_kv;
   const dim3 grid(a.num_prefill_chains, (packed_rows + rows - 1) / rows);
-  kernel<<<grid, threads, bytes, stream>>>(a);
-  return cudaGetLastError();
+  return launch_with_smem(kernel, grid, threads, bytes, a, stream);
 }
 
 // Calls fn(std::integral_constant<int, D>{}) for head_dim D: the prefill
@@ -120,14 +120,9 @@ cudaError_t decode_with_mma(const KernelArgs& a, cudaStream_t stream) {
     if constexpr (kDim > 128) {
       return cudaErrorInvalidValue;  // decode_on_mma said no
     } else {
-      const auto kernel = decode_mma_kernel<C, kDim>;
-      constexpr int kBytes = decode_mma_smem_bytes(kDim);
-      const cudaError_t set =
-          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
-      if (set != cudaSuccess) return set;
       const dim3 grid(a.num_decode_chains, (a.heads_per_kv + kDecodeMmaRows - 1) / kDecodeMmaRows);
-      kernel<<<grid, kDecodeMmaWarps * 32, kBytes, stream>>>(a);
-      return cudaGetLastError();
+      return launch_with_smem(decode_mma_kernel<C, kDim>, grid, kDecodeMmaWarps * 32,
+                              decode_mma_smem_bytes(kDim), a, stream);
     }
   });
 }

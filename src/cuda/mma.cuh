@@ -76,8 +76,6 @@ __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
-inline constexpr float kLog2e = 1.4426950408889634f;
-
 // 2^x by the special-function unit (ex2.approx, relative error ~2^-22, -inf
 // gives 0): exp2f adds range checks that the softmax's arguments (<= 0, or
 // -inf) never need.

@@ -225,14 +225,9 @@ __global__ void __launch_bounds__(kMmaThreads, 2) prefill_mma_kernel(const Kerne
     }
   }
 
-  // scale is applied to S in f32 (q is staged exact). With no soft cap and
-  // scale > 0 the row max of the raw scores is the max of the logits, so
-  // the softmax runs on raw scores, m in raw units, and scale rides in the
-  // exponent's multiplier: one FFMA per score, no FMUL.
-  const float scale = q_factor(a, h);
-  const bool scaled_first = a.logit_soft_cap > 0.0f || !(scale > 0.0f);
-  const float unit = scaled_first ? 1.0f : scale;  // raw score x unit = logit
-  const float unit_log2 = unit * kLog2e;
+  // scale is applied to S in f32 (q is staged exact), in the exponent where
+  // that is exact (score_units).
+  const auto [scale, scaled_first, unit, unit_log2] = score_units(a, h);
   float o[kDimTiles][4];
 #pragma unroll
   for (int t = 0; t < kDimTiles; ++t) o[t][0] = o[t][1] = o[t][2] = o[t][3] = 0.0f;
